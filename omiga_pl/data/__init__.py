@@ -1,0 +1,1 @@
+"""Offline multi-agent datasets: on-disk formats, in-memory storage, the DataModule."""

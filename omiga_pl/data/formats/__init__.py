@@ -1,0 +1,1 @@
+"""One module per on-disk dataset format; ``native`` is the one omiga_pl writes."""

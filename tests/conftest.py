@@ -1,0 +1,59 @@
+"""Shared fixtures: small synthetic datasets written by the tests themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omiga_pl.data.formats.native import EpisodeDataset, write_native
+
+# SMAX 3m sizes, so synthetic files pass the env check.
+SMAX_3M = {"n_agents": 3, "obs_dim": 75, "state_dim": 72, "n_actions": 8}
+
+
+def make_episodes(
+    lengths: list[int],
+    n_agents: int = 3,
+    obs_dim: int = 75,
+    state_dim: int = 72,
+    n_actions: int = 8,
+    seed: int = 0,
+    truncated_last: bool = False,
+) -> EpisodeDataset:
+    """Random but valid discrete-action episodes; the last one truncated if asked."""
+    rng = np.random.default_rng(seed)
+    lengths_arr = np.asarray(lengths, dtype=np.int64)
+    n_steps, n_eps = int(lengths_arr.sum()), len(lengths)
+    rows = n_steps + n_eps
+    avail = rng.random((rows, n_agents, n_actions)) < 0.7
+    avail[..., 0] = True
+    data = EpisodeDataset(
+        observations=rng.standard_normal((rows, n_agents, obs_dim)).astype(np.float32),
+        states=rng.standard_normal((rows, state_dim)).astype(np.float32),
+        avail_actions=avail,
+        actions=np.zeros((n_steps, n_agents), dtype=np.int64),
+        rewards=rng.random(n_steps).astype(np.float32),
+        terminations=np.zeros(n_steps, dtype=bool),
+        truncations=np.zeros(n_steps, dtype=bool),
+        episode_lengths=lengths_arr,
+        episode_won=rng.random(n_eps) < 0.5,
+    )
+    transition_avail = avail[data.transition_rows()]
+    scores = rng.random(transition_avail.shape) * transition_avail
+    data.actions = scores.argmax(-1).astype(np.int64)
+    ends = np.cumsum(lengths_arr) - 1
+    data.terminations[ends] = True
+    if truncated_last:
+        data.terminations[ends[-1]] = False
+        data.truncations[ends[-1]] = True
+    return data
+
+
+@pytest.fixture
+def smax_3m_file(tmp_path):
+    """A 40-episode synthetic dataset with SMAX 3m dims and a card naming smax/3m."""
+    path = tmp_path / "synthetic_3m.h5"
+    lengths = list(np.random.default_rng(1).integers(5, 30, size=40))
+    card = {"env_family": "smax", "scenario": "3m", "episode_limit": 100, "quality": "synthetic"}
+    write_native(path, make_episodes(lengths, truncated_last=True), card)
+    return path

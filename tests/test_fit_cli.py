@@ -1,0 +1,183 @@
+"""End-to-end runs of ``python -m omiga_pl.fit``: logs, checkpoints, exact resume, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_episodes
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from omiga_pl.data.formats.native import write_native
+from omiga_pl.fit import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SMAC = str(ROOT / "conf" / "smac.yaml")
+QUIET = ["trainer.enable_progress_bar=false"]
+
+
+def fit(tmp_path, *overrides, resume=None, config=(SMAC,)):
+    args = [a for c in config for a in ("--config", c)]
+    if resume:
+        args += ["--resume", str(resume)]
+    return main([*args, f"log.out_dir={tmp_path / 'runs'}", *QUIET, *overrides])
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_cli_run_writes_scalars_checkpoints_and_config(tmp_path, smax_3m_file):
+    """The real command line in a subprocess, with evaluation."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "omiga_pl.fit",
+        "--config",
+        SMAC,
+        f"data.path={smax_3m_file}",
+        "trainer.max_steps=60",
+        "eval.every=30",
+        "eval.episodes=4",
+        "log.log_every=10",
+        "log.checkpoint_every=30",
+        "log.run_name=e2e",
+        f"log.out_dir={tmp_path / 'runs'}",
+        *QUIET,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "e2e"
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {
+        "last.ckpt",
+        "step=30.ckpt",
+        "step=60.ckpt",
+    }
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {
+        "train/q_loss",
+        "train/v_loss",
+        "train/policy_loss",
+        "train/v_mean",
+        "train/mixer_w_mean",
+        "train/policy_entropy",
+        "perf/updates_per_s",
+        "eval/return_mean",
+        "eval/win_rate",
+    } <= tags
+    assert [e.step for e in events.Scalars("train/q_loss")] == [10, 20, 30, 40, 50, 60]
+    assert [e.step for e in events.Scalars("eval/win_rate")] == [30, 60]
+    evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [30, 60]
+    checkpoint = load(run_dir / "checkpoints" / "step=60.ckpt")
+    assert checkpoint["global_step"] == 60
+    assert checkpoint["omiga_pl_config"]["trainer"]["max_steps"] == 60
+    assert "max_steps: 60" in (run_dir / "config.yaml").read_text()
+    assert "[omiga_pl] done: 60 updates" in done.stdout
+
+
+def test_resume_is_bit_exact(tmp_path, smax_3m_file):
+    common = [
+        f"data.path={smax_3m_file}",
+        "log.checkpoint_every=25",
+        "trainer.max_steps=50",
+        "eval.every=25",
+        "eval.episodes=2",
+        "log.log_every=5",
+    ]
+    assert fit(tmp_path, *common, "log.run_name=straight") == 0
+    straight = tmp_path / "runs" / "straight" / "checkpoints"
+    # Resume from the step-25 checkpoint (no --config: the checkpoint's config is used).
+    assert fit(tmp_path, "log.run_name=resumed", resume=straight / "step=25.ckpt", config=()) == 0
+    resumed = tmp_path / "runs" / "resumed" / "checkpoints"
+    a, b = load(straight / "step=50.ckpt"), load(resumed / "step=50.ckpt")
+    assert a["global_step"] == b["global_step"] == 50
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    for index, state in a["optimizer_states"][0]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, b["optimizer_states"][0]["state"][index][name]), (index, name)
+    straight_eval = json.loads((tmp_path / "runs" / "straight" / "eval.jsonl").read_text().splitlines()[-1])
+    resumed_eval = json.loads((tmp_path / "runs" / "resumed" / "eval.jsonl").read_text().splitlines()[-1])
+    straight_eval.pop("seconds"), resumed_eval.pop("seconds")
+    assert straight_eval == resumed_eval
+
+
+def test_resume_refuses_a_changed_algorithm(tmp_path, smax_3m_file, capsys):
+    common = [f"data.path={smax_3m_file}", "trainer.max_steps=5", "eval.enabled=false", "log.run_name=r"]
+    assert fit(tmp_path, *common) == 0
+    last = tmp_path / "runs" / "r" / "checkpoints" / "last.ckpt"
+    assert fit(tmp_path, *common, "algo.alpha=3", "trainer.max_steps=10", resume=last) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"omiga_pl.fit: error: {last}: config key 'algo.alpha' was 10.0 in the checkpoint but is "
+        "3.0 now; a resumed run must train the same thing"
+    ]
+
+
+def error_of(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("omiga_pl.fit: error: ")
+    return lines[0]
+
+
+def test_missing_dataset_is_one_line(tmp_path, capsys):
+    assert fit(tmp_path, f"data.path={tmp_path / 'nope.h5'}") == 2
+    assert f"{tmp_path / 'nope.h5'}: file not found" in error_of(capsys)
+
+
+def test_dataset_not_matching_env_is_one_line(tmp_path, capsys):
+    path = tmp_path / "wrong.h5"
+    write_native(path, make_episodes([5, 5], obs_dim=70), {"env_family": "smax", "scenario": "3m"})
+    assert fit(tmp_path, f"data.path={path}", "eval.enabled=false") == 2
+    assert (
+        "field 'observations': observation size does not match environment smax/3m: expected 75, found 70"
+        in error_of(capsys)
+    )
+
+
+def test_config_errors_and_missing_checkpoint(tmp_path, capsys):
+    assert fit(tmp_path, "algo.alpah=1") == 2
+    assert "key 'algo.alpah': unknown key" in error_of(capsys)
+    assert main(["--resume", str(tmp_path / "none.ckpt")]) == 2
+    assert "none.ckpt: checkpoint file not found" in error_of(capsys)
+    assert main([]) == 2
+    assert "--config is required" in error_of(capsys)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path, smax_3m_file):
+    cmd = [
+        sys.executable,
+        "-m",
+        "omiga_pl.fit",
+        "--config",
+        SMAC,
+        "--config",
+        str(ROOT / "conf/trainer/ddp.yaml"),
+        f"data.path={smax_3m_file}",
+        "trainer.max_steps=20",
+        "eval.every=10",
+        "eval.episodes=2",
+        "log.log_every=5",
+        "log.checkpoint_every=10",
+        f"log.out_dir={tmp_path / 'runs'}",
+        *QUIET,
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "NODE_RANK")}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()  # both ranks used rank 0's run directory
+    checkpoint = load(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 20
+    evals = (run_dir / "eval.jsonl").read_text().splitlines()
+    assert [json.loads(e)["step"] for e in evals] == [10, 20]  # rank 0 only: no duplicates
+    assert done.stdout.count("[omiga_pl] done") == 1

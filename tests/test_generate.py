@@ -1,0 +1,123 @@
+"""``python -m omiga_pl.generate``: a tiny SMAX dataset end to end, through the CLI.
+
+Each CLI run pays the SMAX compile (~10-15 s), so the module generates once and reuses
+the file; the determinism test regenerates it once more in a fresh process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omiga_pl.data.formats.native import read_native, sidecar_path
+from omiga_pl.generate import batch_to_episodes
+from omiga_pl.io import sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+# 7 episodes over 4 slots: two batches, the second one only partly kept.
+ARGS = ["--env", "smax", "--scenario", "3m", "--quality", "poor", "--episodes", "7", "--seed", "3",
+        "--num-envs", "4", "--reference-episodes", "4"]  # fmt: skip
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", "omiga_pl.generate", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("gen") / "tiny.h5"
+    proc = run_cli(*ARGS, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_cli_writes_a_valid_dataset_with_its_card(generated: tuple[Path, subprocess.CompletedProcess]) -> None:
+    out, proc = generated
+    data, card = read_native(out)
+    assert data.n_episodes == 7 and card["n_episodes"] == 7
+    assert (data.n_agents, data.obs_dim, data.state_dim, data.action_dim) == (3, 75, 72, 8)
+    assert data.episode_won is not None and data.states is not None and data.avail_actions is not None
+    for key in ("env_family", "env_version", "scenario", "episode_limit", "behaviour_policy", "quality",
+                "epsilon", "seed", "num_envs", "command", "reference_returns", "versions", "win_rate",
+                "return_mean"):  # fmt: skip
+        assert key in card, key
+    assert (card["env_family"], card["scenario"], card["quality"], card["epsilon"]) == ("smax", "3m", "poor", 0.5)
+    assert card["seed"] == 3 and card["episode_limit"] == 100
+    assert set(card["reference_returns"]) == {"random", "behaviour_best"}
+    assert card["reference_returns"]["behaviour_best"] > card["reference_returns"]["random"]
+    assert card["command"].startswith("python -m omiga_pl.generate --env smax --scenario 3m --quality poor")
+    assert "--overwrite" not in card["command"]
+    np.testing.assert_allclose(card["return_mean"], data.episode_returns().mean())
+    # Every episode ends with exactly one flag; rewards are finite team rewards.
+    assert data.terminations.sum() + data.truncations.sum() == 7
+    # The sidecar carries the file's hash; progress went to stderr, the summary to stdout.
+    assert f"| sha256 | {sha256_file(out)} |" in sidecar_path(out).read_text()
+    assert "7/7 episodes" in proc.stderr
+    assert sha256_file(out) in proc.stdout
+
+
+def test_same_command_gives_identical_bytes(generated: tuple[Path, subprocess.CompletedProcess]) -> None:
+    out, _ = generated
+    before, card_before = sha256_file(out), sidecar_path(out).read_text()
+    proc = run_cli(*ARGS, "--out", str(out), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert sha256_file(out) == before
+    assert sidecar_path(out).read_text() == card_before
+
+
+def test_existing_destination_is_refused(generated: tuple[Path, subprocess.CompletedProcess]) -> None:
+    out, _ = generated
+    before, mtime = sha256_file(out), out.stat().st_mtime_ns
+    proc = run_cli(*ARGS, "--out", str(out))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("omiga_pl.generate: error: ") and "--overwrite" in lines[0] and str(out) in lines[0]
+    assert sha256_file(out) == before and out.stat().st_mtime_ns == mtime
+
+
+def test_unknown_scenario_is_one_line_error(tmp_path: Path) -> None:
+    proc = run_cli("--scenario", "nope", "--quality", "good", "--out", str(tmp_path / "x.h5"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("omiga_pl.generate: error: --scenario")
+    assert "'nope'" in lines[0] and "3m" in lines[0]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_batch_to_episodes_row_convention() -> None:
+    """Two slots, lengths 2 and 3: rows back to back, each episode with its final row."""
+    t_max, n, o = 3, 1, 1
+    obs = np.arange((t_max + 1) * 2, dtype=np.float32).reshape(t_max + 1, 2, n, o)  # value = 2 * t + slot
+    batch = {
+        "observations": obs,
+        "states": obs[:, :, 0],
+        "avail_actions": np.ones((t_max + 1, 2, n, 2), dtype=bool),
+        "actions": np.zeros((t_max, 2, n), dtype=np.int64),
+        "rewards": np.arange(t_max * 2, dtype=np.float32).reshape(t_max, 2),
+        "terminations": np.array([[False, False], [True, False], [True, True]]),
+        "truncations": np.zeros((t_max, 2), dtype=bool),
+        "lengths": np.array([2, 3]),
+        "won": np.array([True, False]),
+    }
+    out = batch_to_episodes(batch, keep=2)
+    np.testing.assert_array_equal(out["observations"][:, 0, 0], [0, 2, 4, 1, 3, 5, 7])
+    np.testing.assert_array_equal(out["rewards"], [0, 2, 1, 3, 5])
+    np.testing.assert_array_equal(out["terminations"], [False, True, False, False, True])
+    np.testing.assert_array_equal(out["episode_lengths"], [2, 3])
+    first = batch_to_episodes(batch, keep=1)
+    np.testing.assert_array_equal(first["observations"][:, 0, 0], [0, 2, 4])
+    np.testing.assert_array_equal(first["episode_won"], [True])
