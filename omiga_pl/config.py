@@ -41,6 +41,15 @@ class EnvConfig:
     scenario: str | None = None
     # Episode step limit; null keeps the dataset card's (or the env's default).
     episode_limit: int | None = None
+    # MaMuJoCo observation mode: "reference" (every agent sees the full single-agent
+    # observation + its one-hot id, standardised per vector, as the OMIGA reference) or
+    # "local" (gymnasium-robotics local observations, zero-padded to the largest agent).
+    # null takes the dataset card's; a value that disagrees with the card is an error
+    # (a dataset's observations are stored in one mode).
+    obs_mode: str | None = None
+    # MaMuJoCo local-observation depth (gymnasium-robotics agent_obsk); null takes the
+    # dataset card's, else 1.
+    agent_obsk: int | None = None
 
 
 @dataclass
@@ -204,12 +213,17 @@ def _check_values(config: DictConfig) -> None:
 
 
 def resolve_data_path(path: str) -> Path:
-    """A dataset path as given, else relative to the project root (for bundled data)."""
+    """A dataset path as given, else relative to the project root (for bundled data),
+    else a registry name (``data/registry.yaml``), whose file is checksum-verified."""
     given = Path(path).expanduser()
     if given.exists() or given.is_absolute():
         return given
     bundled = PROJECT_ROOT / given
-    return bundled if bundled.exists() else given
+    if bundled.exists():
+        return bundled
+    from omiga_pl.data.registry import lookup
+
+    return lookup(str(path)) or given
 
 
 def to_container(config: DictConfig) -> dict:

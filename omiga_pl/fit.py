@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,18 @@ from omiga_pl.config import load_config, resolve_data_path, to_container
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
-from omiga_pl.envs import make_env
+from omiga_pl.envs import env_spec, make_env
 from omiga_pl.errors import CheckpointError, ConfigError, OmigaError
 from omiga_pl.io import atomic_output
 
 # Config sections that may differ between a checkpoint and the run that resumes it.
 RESUMABLE_CHANGES = ("trainer", "eval", "log", "data.path", "data.storage_on_device", "threads")
 RUN_NAME_ENV = "OMIGA_PL_RUN_NAME"
+
+# Checkpoints here hold the state *after* update N, which is what resume needs; Lightning
+# warns about that for manual optimization. The pytree notice is Lightning's own.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -101,6 +107,50 @@ def build_config(args: argparse.Namespace) -> DictConfig:
     return config
 
 
+def env_options(config: DictConfig, card: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for the env adapter from ``env.*`` and the dataset card.
+
+    MaMuJoCo also gets its observation mode and ``agent_obsk`` (config, else card), and
+    the card's observation version; a dataset whose observations cannot be produced
+    online (MuJoCo v2 Ant) is refused here when evaluation is on, with the reason.
+    """
+    episode_limit = config.env.episode_limit or card.get("episode_limit")
+    options: dict[str, Any] = {} if episode_limit is None else {"max_steps": int(episode_limit)}
+    family = config.env.family or card.get("env_family")
+    if family != "mamujoco":
+        for key in ("obs_mode", "agent_obsk"):
+            if config.env[key] is not None:
+                raise ConfigError(
+                    f"config: key 'env.{key}': only used by env.family mamujoco, found {family!r}"
+                )
+        return options
+    recorded_mode = card.get("obs_mode", "reference")
+    obs_mode = config.env.obs_mode or recorded_mode
+    if obs_mode != recorded_mode:
+        raise ConfigError(
+            f"config: key 'env.obs_mode': the dataset stores '{recorded_mode}' observations but the config "
+            f"asks for '{obs_mode}'; convert it with python -m omiga_pl.generate_mamujoco convert"
+        )
+    recorded_k = card.get("agent_obsk", 1)
+    agent_obsk = recorded_k if config.env.agent_obsk is None else config.env.agent_obsk
+    if obs_mode == "local" and agent_obsk != recorded_k:
+        raise ConfigError(
+            f"config: key 'env.agent_obsk': the dataset's local observations use agent_obsk={recorded_k}, "
+            f"found {agent_obsk}"
+        )
+    options.update(
+        obs_mode=obs_mode,
+        agent_obsk=int(agent_obsk),
+        observation_version=card.get("observation_version", "v5"),
+    )
+    if card.get("evaluation_refused") and config.eval.enabled:
+        raise ConfigError(
+            f"config: key 'eval.enabled': evaluation refused for this dataset: {card['evaluation_refused']}; "
+            "set eval.enabled=false to train without online evaluation"
+        )
+    return options
+
+
 def default_run_name(config: DictConfig, card: dict[str, Any], data_path: Path) -> str:
     scenario = config.env.scenario or card.get("scenario", "unknown")
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -121,22 +171,15 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         raise ConfigError(
             f"{data_path}: the dataset card names no environment; set env.family and env.scenario"
         )
-    episode_limit = config.env.episode_limit or card.get("episode_limit")
-    env_kwargs = {} if episode_limit is None else {"max_steps": int(episode_limit)}
-
-    def build_eval_env():
-        return make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs)
-
-    spec_env = (
-        build_eval_env() if config.eval.enabled else make_env(family, scenario, num_envs=1, **env_kwargs)
-    )
+    env_kwargs = env_options(config, card)
+    spec = env_spec(family, scenario, **env_kwargs)
     datamodule = OfflineMARLDataModule(
         data_path,
         batch_size=config.data.batch_size,
         seed=config.seed,
         use_reward_to_go=config.data.reward_to_go,
         storage_on_device=config.data.storage_on_device,
-        env_spec=spec_env.spec,
+        env_spec=spec,
     )
     storage = datamodule.load()
 
@@ -184,9 +227,11 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
     eval_callback = None
     if config.eval.enabled:
         references = card.get("reference_returns") or {}
-        low, high = references.get("random"), references.get("expert")
+        # Normalised score: 0 = random behaviour, 100 = the card's expert (or, for
+        # generated SMAX data, the best behaviour policy).
+        low, high = references.get("random"), references.get("expert", references.get("behaviour_best"))
         eval_callback = EvaluationCallback(
-            make_env=lambda: spec_env,
+            make_env=lambda: make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs),
             every=config.eval.every,
             seed=config.seed + config.eval.seed_offset,
             reference_returns=(low, high) if low is not None and high is not None else None,

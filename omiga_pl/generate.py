@@ -78,7 +78,9 @@ def _behaviour_actions(env: Any, avail: np.ndarray, epsilon: float, rng: np.rand
     return np.where(explore, random_actions, env.heuristic_actions())
 
 
-def rollout_batch(env: Any, reset_seed: int, epsilon: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def rollout_batch(
+    env: Any, reset_seed: int, epsilon: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Run one episode in each of the E slots; arrays are time-major over the batch.
 
     Returns observations [T+1, E, N, O], states [T+1, E, S], avail_actions [T+1, E, N, A],
@@ -179,13 +181,21 @@ def _starts(lengths: np.ndarray) -> np.ndarray:
 def canonical_command(args: argparse.Namespace) -> str:
     """The command line that reproduces the file (``--overwrite`` left out: same bytes)."""
     parts = [
-        "python", "-m", "omiga_pl.generate",
-        "--env", args.env,
-        "--scenario", args.scenario,
-        "--quality", args.quality,
-        "--episodes", str(args.episodes),
-        "--seed", str(args.seed),
-        "--num-envs", str(args.num_envs),
+        "python",
+        "-m",
+        "omiga_pl.generate",
+        "--env",
+        args.env,
+        "--scenario",
+        args.scenario,
+        "--quality",
+        args.quality,
+        "--episodes",
+        str(args.episodes),
+        "--seed",
+        str(args.seed),
+        "--num-envs",
+        str(args.num_envs),
     ]
     if args.max_steps is not None:
         parts += ["--max-steps", str(args.max_steps)]

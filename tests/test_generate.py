@@ -1,14 +1,19 @@
 """``python -m omiga_pl.generate``: a tiny SMAX dataset end to end, through the CLI.
 
-Each CLI run pays the SMAX compile (~10-15 s), so the module generates once and reuses
-the file; the determinism test regenerates it once more in a fresh process.
+Each CLI run pays the jaxmarl import (~5 s) and the SMAX compile (~10-15 s), so the
+module generates once and reuses the file; the determinism test regenerates it in a
+fresh process. The subprocesses share a JAX persistent compilation cache in a temporary
+directory, so that second run loads the executables the first one compiled (same
+programs, so the bytes must still match; only the wait is shorter).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,43 +24,76 @@ from omiga_pl.generate import batch_to_episodes
 from omiga_pl.io import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
-# 7 episodes over 4 slots: two batches, the second one only partly kept.
-ARGS = ["--env", "smax", "--scenario", "3m", "--quality", "poor", "--episodes", "7", "--seed", "3",
-        "--num-envs", "4", "--reference-episodes", "4"]  # fmt: skip
+# 7 episodes over 4 slots: two batches, the second one only partly kept. The short episode
+# limit makes some battles end by truncation, others by termination.
+ARGS = shlex.split(
+    "--env smax --scenario 3m --quality poor --episodes 7 --seed 3 --num-envs 4 "
+    "--reference-episodes 4 --max-steps 12"
+)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, "-m", "omiga_pl.generate", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+Cli = Callable[..., subprocess.CompletedProcess]
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """Runs ``python -m omiga_pl.generate ARGS`` from the repo root; returns the process."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "omiga_pl.generate", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def generated(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("gen") / "tiny.h5"
-    proc = run_cli(*ARGS, "--out", str(out))
+    proc = cli(*ARGS, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out, proc
 
 
-def test_cli_writes_a_valid_dataset_with_its_card(generated: tuple[Path, subprocess.CompletedProcess]) -> None:
+def test_cli_writes_a_valid_dataset_with_its_card(
+    generated: tuple[Path, subprocess.CompletedProcess],
+) -> None:
     out, proc = generated
     data, card = read_native(out)
     assert data.n_episodes == 7 and card["n_episodes"] == 7
     assert (data.n_agents, data.obs_dim, data.state_dim, data.action_dim) == (3, 75, 72, 8)
     assert data.episode_won is not None and data.states is not None and data.avail_actions is not None
-    for key in ("env_family", "env_version", "scenario", "episode_limit", "behaviour_policy", "quality",
-                "epsilon", "seed", "num_envs", "command", "reference_returns", "versions", "win_rate",
-                "return_mean"):  # fmt: skip
+    for key in (
+        "env_family",
+        "env_version",
+        "scenario",
+        "episode_limit",
+        "behaviour_policy",
+        "quality",
+        "epsilon",
+        "seed",
+        "num_envs",
+        "command",
+        "reference_returns",
+        "versions",
+        "win_rate",
+        "return_mean",
+    ):
         assert key in card, key
-    assert (card["env_family"], card["scenario"], card["quality"], card["epsilon"]) == ("smax", "3m", "poor", 0.5)
-    assert card["seed"] == 3 and card["episode_limit"] == 100
+    assert (card["env_family"], card["scenario"], card["quality"], card["epsilon"]) == (
+        "smax",
+        "3m",
+        "poor",
+        0.5,
+    )
+    assert card["seed"] == 3 and card["episode_limit"] == 12
     assert set(card["reference_returns"]) == {"random", "behaviour_best"}
     assert card["reference_returns"]["behaviour_best"] > card["reference_returns"]["random"]
     assert card["command"].startswith("python -m omiga_pl.generate --env smax --scenario 3m --quality poor")
@@ -63,34 +101,45 @@ def test_cli_writes_a_valid_dataset_with_its_card(generated: tuple[Path, subproc
     np.testing.assert_allclose(card["return_mean"], data.episode_returns().mean())
     # Every episode ends with exactly one flag; rewards are finite team rewards.
     assert data.terminations.sum() + data.truncations.sum() == 7
+    assert data.terminations.any() and data.truncations.any()
+    assert (data.episode_lengths[data.truncations[np.cumsum(data.episode_lengths) - 1]] == 12).all()
+    assert "--max-steps 12" in card["command"]
     # The sidecar carries the file's hash; progress went to stderr, the summary to stdout.
     assert f"| sha256 | {sha256_file(out)} |" in sidecar_path(out).read_text()
     assert "7/7 episodes" in proc.stderr
     assert sha256_file(out) in proc.stdout
 
 
-def test_same_command_gives_identical_bytes(generated: tuple[Path, subprocess.CompletedProcess]) -> None:
+def test_same_command_gives_identical_bytes(
+    cli: Cli, generated: tuple[Path, subprocess.CompletedProcess]
+) -> None:
     out, _ = generated
     before, card_before = sha256_file(out), sidecar_path(out).read_text()
-    proc = run_cli(*ARGS, "--out", str(out), "--overwrite")
+    proc = cli(*ARGS, "--out", str(out), "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert sha256_file(out) == before
     assert sidecar_path(out).read_text() == card_before
 
 
-def test_existing_destination_is_refused(generated: tuple[Path, subprocess.CompletedProcess]) -> None:
+def test_existing_destination_is_refused(
+    cli: Cli, generated: tuple[Path, subprocess.CompletedProcess]
+) -> None:
     out, _ = generated
     before, mtime = sha256_file(out), out.stat().st_mtime_ns
-    proc = run_cli(*ARGS, "--out", str(out))
+    proc = cli(*ARGS, "--out", str(out))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("omiga_pl.generate: error: ") and "--overwrite" in lines[0] and str(out) in lines[0]
+    assert (
+        lines[0].startswith("omiga_pl.generate: error: ")
+        and "--overwrite" in lines[0]
+        and str(out) in lines[0]
+    )
     assert sha256_file(out) == before and out.stat().st_mtime_ns == mtime
 
 
-def test_unknown_scenario_is_one_line_error(tmp_path: Path) -> None:
-    proc = run_cli("--scenario", "nope", "--quality", "good", "--out", str(tmp_path / "x.h5"))
+def test_unknown_scenario_is_one_line_error(cli: Cli, tmp_path: Path) -> None:
+    proc = cli("--scenario", "nope", "--quality", "good", "--out", str(tmp_path / "x.h5"))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("omiga_pl.generate: error: --scenario")

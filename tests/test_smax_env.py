@@ -12,7 +12,7 @@ import pytest
 
 from omiga_pl.envs import make_env
 from omiga_pl.envs.base import StepResult
-from omiga_pl.envs.smax import SMAXVecEnv
+from omiga_pl.envs.smax import SMAXVecEnv, smax_spec
 from omiga_pl.errors import ConfigError
 
 NUM_ENVS = 16
@@ -72,7 +72,7 @@ def test_reset_and_trajectory_are_deterministic(env: SMAXVecEnv) -> None:
     first = rollout(env, seed=5, policy="random")
     second = rollout(env, seed=5, policy="random")
     assert len(first) == len(second)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         for name in ("observations", "states", "avail_actions", "rewards", "terminated", "truncated", "won"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     other = env.reset(6)
@@ -159,6 +159,13 @@ def test_heuristic_beats_random(env: SMAXVecEnv) -> None:
         return float(np.stack([r.rewards for r in results[1:]]).sum(axis=0).mean())
 
     assert mean_return("heuristic") > mean_return("random") + 0.3
+
+
+def test_spec_without_compiling(env: SMAXVecEnv) -> None:
+    assert smax_spec("3m", max_steps=MAX_STEPS) == env.spec
+    assert smax_spec("3m").episode_limit == 100  # SMAX's default limit
+    big = smax_spec("10m_vs_11m")
+    assert (big.n_agents, big.action_dim) == (10, 16)  # 5 movement actions + one per enemy
 
 
 def test_unknown_scenario_is_a_config_error() -> None:

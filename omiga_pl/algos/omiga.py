@@ -4,6 +4,12 @@ One update = one forward of each network, one backward of the summed losses, per
 gradient clipping, one Adam step (three parameter groups with their own learning
 rates), then a Polyak update of the frozen target networks. ``trainer.global_step`` is
 therefore the number of updates, and DDP sees a single backward per step.
+
+The action type comes from the dataset (``ProblemDims.action_type``): discrete actions
+get a local Q with one output per action (gathered at the dataset action) and a
+categorical policy; continuous actions get a local Q that takes the agent's action as
+input, ``Q_i(o_i, a_i)``, and a tanh-squashed Gaussian policy. Everything else (V,
+mixer, targets, losses, optimisation) is shared.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from omiga_pl.config import AlgoConfig
 from omiga_pl.data.batch import Batch
 from omiga_pl.errors import CheckpointError, ConfigError
 from omiga_pl.losses.omiga import OmigaLosses, omiga_losses
-from omiga_pl.nets import AgentMLP, CategoricalPolicy, Mixer
+from omiga_pl.nets import AgentMLP, CategoricalPolicy, Mixer, TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,11 @@ class ProblemDims:
     action_dim: int
 
 
+ACTION_TYPES = ("discrete", "continuous")
+
+
 class OmigaModule(L.LightningModule):
-    """OMIGA for discrete actions (local Q over all actions, categorical policy).
+    """OMIGA for discrete or continuous actions (chosen by ``dims["action_type"]``).
 
     Args:
         dims: problem sizes, a :class:`ProblemDims` as a dict.
@@ -52,14 +61,20 @@ class OmigaModule(L.LightningModule):
         self.cfg = AlgoConfig(**algo)
         self.log_every = log_every
         d, hidden = self.dims, list(self.cfg.hidden_sizes)
-        if d.action_type != "discrete":
+        if d.action_type not in ACTION_TYPES:
             raise ConfigError(
-                f"algo: OMIGA here supports discrete actions; the dataset has '{d.action_type}' actions"
+                f"algo: expected action type one of {list(ACTION_TYPES)}, found '{d.action_type}'"
             )
-        self.q = AgentMLP(d.n_agents, d.obs_dim, hidden, d.action_dim)
+        self.continuous = d.action_type == "continuous"
+        # Construction order (q, v, mixer, policy) fixes the initial weights for a seed.
+        if self.continuous:
+            self.q = AgentMLP(d.n_agents, d.obs_dim + d.action_dim, hidden, 1)
+        else:
+            self.q = AgentMLP(d.n_agents, d.obs_dim, hidden, d.action_dim)
         self.v = AgentMLP(d.n_agents, d.obs_dim, hidden, 1)
         self.mixer = Mixer(d.state_dim, d.n_agents, self.cfg.mixer_hidden)
-        self.policy = CategoricalPolicy(d.n_agents, d.obs_dim, d.action_dim, hidden)
+        policy_cls = TanhGaussianPolicy if self.continuous else CategoricalPolicy
+        self.policy = policy_cls(d.n_agents, d.obs_dim, d.action_dim, hidden)
         # Targets are registered, frozen submodules: they live in the checkpoint.
         self.q_target = _frozen_copy(self.q)
         self.v_target = _frozen_copy(self.v)
@@ -87,17 +102,27 @@ class OmigaModule(L.LightningModule):
             groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
         )
 
+    def q_at_actions(self, q_net: nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Local Q at the dataset actions: [B, N].
+
+        Discrete: ``Q_i(o_i)`` [B, N, A] gathered at ``actions`` [B, N]. Continuous:
+        ``Q_i(o_i, a_i)`` with ``actions`` [B, N, A] concatenated to the observation.
+        """
+        if self.continuous:
+            return q_net(torch.cat([obs, actions.to(obs.dtype)], dim=-1)).squeeze(-1)
+        return q_net(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
     def compute_losses(self, batch: Batch) -> OmigaLosses:
         """Forward every network once on ``batch`` and evaluate OMIGA's losses."""
         obs, actions = batch.observations, batch.actions
         batch_size = batch.batch_size
-        q_taken = self.q(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        q_taken = self.q_at_actions(self.q, obs, actions)
         weights, bias = self.mixer(batch.states)
         values = self.v(obs).squeeze(-1)
         train_avail = batch.avail_actions if self.cfg.mask_unavailable_in_training else None
         log_probs, entropy = self.policy.log_prob_and_entropy(obs, actions, train_avail)
         with torch.no_grad():
-            q_target_taken = self.q_target(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+            q_target_taken = self.q_at_actions(self.q_target, obs, actions)
             # One mixer pass over s and s' together.
             both_w, both_b = self.mixer_target(torch.cat([batch.states, batch.next_states]))
             next_values_target = self.v_target(batch.next_observations).squeeze(-1)
@@ -179,7 +204,8 @@ class OmigaModule(L.LightningModule):
     # ----------------------------------------------------------------------- acting
     @torch.no_grad()
     def act(self, observations: torch.Tensor, avail_actions: torch.Tensor | None = None) -> torch.Tensor:
-        """Deterministic joint action for evaluation: [E, N, O] -> [E, N]."""
+        """Deterministic joint action for evaluation: [E, N, O] -> [E, N] (discrete,
+        argmax over available actions) or [E, N, A] (continuous, ``tanh(mean)``)."""
         return self.policy.act(observations, avail_actions)
 
     # ------------------------------------------------------------------ checkpoints

@@ -73,6 +73,44 @@ def jaxmarl_version() -> str:
     return version("jaxmarl")
 
 
+def smax_spec(scenario: str, max_steps: int | None = None) -> EnvSpec:
+    """The :class:`EnvSpec` of a scenario without compiling anything (for dataset checks)."""
+    return _spec_of(_make_jaxmarl_env(scenario, max_steps), scenario)
+
+
+def _make_jaxmarl_env(scenario: str, max_steps: int | None) -> Any:
+    """A ``HeuristicEnemySMAX`` for a SMAC map name, with every argument checked first."""
+    names = available_scenarios()
+    if not isinstance(scenario, str) or scenario not in names:
+        raise ConfigError(f"env.scenario: expected one of {names}, found {scenario!r}")
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1
+    ):
+        raise ConfigError(
+            f"env.episode_limit (max_steps): expected a positive integer or null, found {max_steps!r}"
+        )
+    jaxmarl = _import_jaxmarl()
+    from jaxmarl.environments.smax import map_name_to_scenario
+
+    kwargs: dict[str, Any] = {"scenario": map_name_to_scenario(scenario)}
+    if max_steps is not None:
+        kwargs["max_steps"] = int(max_steps)
+    return jaxmarl.make("HeuristicEnemySMAX", **kwargs)
+
+
+def _spec_of(env: Any, scenario: str) -> EnvSpec:
+    return EnvSpec(
+        family="smax",
+        scenario=scenario,
+        n_agents=int(env.num_agents),
+        obs_dim=int(env.obs_size),
+        state_dim=int(env.state_size),
+        action_type="discrete",
+        action_dim=int(env.action_spaces[env.agents[0]].n),
+        episode_limit=int(env.max_steps),
+    )
+
+
 class _Carry(NamedTuple):
     """Everything the adapter keeps between calls, batched over slots (leading axis E)."""
 
@@ -106,35 +144,12 @@ class SMAXVecEnv:
     """
 
     def __init__(self, scenario: str, num_envs: int, max_steps: int | None = None) -> None:
-        names = available_scenarios()
-        if not isinstance(scenario, str) or scenario not in names:
-            raise ConfigError(f"env.scenario: expected one of {names}, found {scenario!r}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"env.num_envs: expected a positive integer, found {num_envs!r}")
-        if max_steps is not None and (
-            isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1
-        ):
-            raise ConfigError(f"env.max_steps: expected a positive integer or null, found {max_steps!r}")
-        jaxmarl = _import_jaxmarl()
-        from jaxmarl.environments.smax import map_name_to_scenario
-
-        kwargs: dict[str, Any] = {"scenario": map_name_to_scenario(scenario)}
-        if max_steps is not None:
-            kwargs["max_steps"] = int(max_steps)
-        self._env = jaxmarl.make("HeuristicEnemySMAX", **kwargs)
+        self._env = _make_jaxmarl_env(scenario, max_steps)
         self.num_envs = int(num_envs)
-        env = self._env
-        self.agents: list[str] = list(env.agents)
-        self.spec = EnvSpec(
-            family="smax",
-            scenario=scenario,
-            n_agents=env.num_agents,
-            obs_dim=int(env.obs_size),
-            state_dim=int(env.state_size),
-            action_type="discrete",
-            action_dim=int(env.action_spaces[env.agents[0]].n),
-            episode_limit=int(env.max_steps),
-        )
+        self.agents: list[str] = list(self._env.agents)
+        self.spec = _spec_of(self._env, scenario)
         self._carry: _Carry | None = None
         self._build()
 
@@ -176,8 +191,9 @@ class SMAXVecEnv:
             # The heuristic is written for one unit; vmap over allies with one key each.
             keys = jax.random.split(key, n_allies)
             actions, new_state = heuristic(keys, policy_state, obs)
-            # It reads positions from the observation while availability uses exact
-            # distances, and it proposes moves for dead units: fall back to "stop".
+            # It proposes moves for dead units, and it judges attack range from the
+            # observation while availability uses exact distances (they could disagree
+            # at the boundary; never seen on 3m): fall back to "stop", always available.
             legal = jnp.take_along_axis(avail, actions[:, None], axis=1)[:, 0]
             return jnp.where(legal, actions, stop_action).astype(jnp.int32), strong(new_state)
 
@@ -280,11 +296,15 @@ class SMAXVecEnv:
         actions = np.asarray(actions)
         expected = (self.num_envs, self.spec.n_agents)
         if actions.shape != expected or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions: expected integers of shape {list(expected)}, found "
-                             f"{actions.dtype} {list(actions.shape)}")
+            raise ValueError(
+                f"actions: expected integers of shape {list(expected)}, found "
+                f"{actions.dtype} {list(actions.shape)}"
+            )
         if actions.size and (actions.min() < 0 or actions.max() >= self.spec.action_dim):
-            raise ValueError(f"actions: expected indices in [0, {self.spec.action_dim}), found "
-                             f"[{actions.min()}, {actions.max()}]")
+            raise ValueError(
+                f"actions: expected indices in [0, {self.spec.action_dim}), found "
+                f"[{actions.min()}, {actions.max()}]"
+            )
         self._carry = self._step_fn(self._carry, actions.astype(np.int32))
         return self._result()
 

@@ -2,6 +2,6 @@
 
 from omiga_pl.nets.agent import AgentMLP, mlp
 from omiga_pl.nets.mixer import Mixer
-from omiga_pl.nets.policy import CategoricalPolicy
+from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy
 
-__all__ = ["AgentMLP", "CategoricalPolicy", "Mixer", "mlp"]
+__all__ = ["AgentMLP", "CategoricalPolicy", "Mixer", "TanhGaussianPolicy", "mlp"]

@@ -1,0 +1,410 @@
+"""Generate MaMuJoCo offline datasets in the D4RL manner: ``python -m omiga_pl.generate_mamujoco``.
+
+Behaviour policies are stable-baselines3 agents trained on the joint single-agent task by
+``scripts/train_behaviour.py`` (resumable; it evaluates every checkpoint and records every
+training transition). From such a run directory, ``levels`` writes:
+
+* ``expert``: episodes of the best checkpoint (highest evaluation return);
+* ``medium``: episodes of the checkpoint whose evaluation return is closest to 1/3 of
+  the best one;
+* ``medium-replay``: every training episode recorded up to the medium checkpoint (PPO
+  has no replay buffer; its rollouts up to that point play the part D4RL's SAC replay
+  buffer plays);
+* ``medium-expert``: medium and expert concatenated;
+
+plus uniform-random episodes whose mean return is the ``random`` reference. Every card
+carries ``reference_returns = {"random", "expert"}`` (expert = the expert dataset's mean
+return) for ``eval/normalized_score``. Behaviour episodes sample the stochastic policy
+(as D4RL); joint actions are split onto the agents with gymnasium-robotics' mapping.
+
+Files store what both observation modes need: ``observations`` in the card's
+``obs_mode`` (what training reads), and the extra datasets ``global_states`` [rows, G]
+(the single-agent observation) and ``local_observations`` [rows, N, W] (gymnasium-robotics
+local observations, zero-padded), so ``convert`` can switch modes without the simulator.
+In reference mode no ``states`` are stored: the mixer input is then the concatenation of
+the agents' observations, as in the reference.
+
+Example (the bundled file)::
+
+    python -m omiga_pl.generate_mamujoco levels --behaviour-dir behaviour/Hopper-3x1 \
+        --levels medium-replay --out-dir data --prefix mamujoco_hopper_3x1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omiga_pl.data.formats.native import (
+    EpisodeDataset,
+    read_native,
+    render_card,
+    sidecar_path,
+    write_native,
+)
+from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv, reference_observations
+from omiga_pl.errors import DatasetError, OmigaError
+from omiga_pl.io import atomic_output, sha256_file
+
+EXTRA_FIELDS = ("global_states", "local_observations")
+LEVELS = ("expert", "medium", "medium-replay", "medium-expert")
+
+
+@dataclass
+class RawEpisodes:
+    """Episodes in simulator terms, back to back (L + 1 rows per episode).
+
+    global_states [R, G]; local_observations [R, N, W]; actions [T, N, A] per agent;
+    rewards [T]; lengths [E]; terminated [E] (else truncated by the time limit).
+    """
+
+    global_states: np.ndarray
+    local_observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    lengths: np.ndarray
+    terminated: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[RawEpisodes]) -> RawEpisodes:
+        return RawEpisodes(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in RawEpisodes.__dataclass_fields__)
+        )
+
+    def returns(self) -> np.ndarray:
+        starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        return np.add.reduceat(self.rewards.astype(np.float64), starts)
+
+
+def to_native(raw: RawEpisodes, obs_mode: str, n_agents: int) -> EpisodeDataset:
+    """Native dataset in ``obs_mode`` (reference: no ``states``; local: global states)."""
+    ends = np.cumsum(raw.lengths) - 1
+    terminations = np.zeros(int(raw.lengths.sum()), dtype=bool)
+    truncations = np.zeros_like(terminations)
+    terminations[ends[raw.terminated]] = True
+    truncations[ends[~raw.terminated]] = True
+    if obs_mode == "reference":
+        observations, states = reference_observations(raw.global_states, n_agents), None
+    else:
+        observations, states = raw.local_observations.astype(np.float32), raw.global_states.astype(np.float32)
+    return EpisodeDataset(
+        observations=observations,
+        states=states,
+        actions=raw.actions.astype(np.float32),
+        rewards=raw.rewards.astype(np.float32),
+        terminations=terminations,
+        truncations=truncations,
+        episode_lengths=raw.lengths.astype(np.int64),
+    )
+
+
+def write_mamujoco(
+    path: str | os.PathLike, raw: RawEpisodes, card: dict[str, Any], overwrite: bool = False
+) -> dict:
+    """Write a native file plus the extra fields; returns the full card (with sha256)."""
+    import h5py
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OmigaError(f"{path}: destination exists; pass --overwrite to replace it")
+    data = to_native(raw, card["obs_mode"], raw.local_observations.shape[1])
+    staging = path.with_name(f".{path.name}.{os.getpid()}.staging")
+    try:
+        full = write_native(staging, data, card, overwrite=True)
+        with h5py.File(staging, "a") as handle:
+            for name in EXTRA_FIELDS:
+                handle.create_dataset(
+                    name, data=getattr(raw, name).astype(np.float32), compression="gzip", shuffle=True
+                )
+        os.replace(staging, path)
+    finally:
+        for leftover in (staging, sidecar_path(staging)):
+            if leftover.exists():
+                leftover.unlink()
+    full["sha256"] = sha256_file(path)
+    with atomic_output(sidecar_path(path), overwrite=True) as tmp:
+        tmp.write_text(render_card(path, full))
+    return full
+
+
+def read_raw(path: str | os.PathLike) -> tuple[RawEpisodes, dict[str, Any]]:
+    """Back from a generated file to :class:`RawEpisodes` (needs the extra fields)."""
+    import h5py
+
+    data, card = read_native(path)
+    with h5py.File(path, "r") as handle:
+        for name in EXTRA_FIELDS:
+            if name not in handle:
+                raise DatasetError(path, name, "missing: not a file written by omiga_pl.generate_mamujoco")
+        extras = {name: handle[name][()] for name in EXTRA_FIELDS}
+    raw = RawEpisodes(
+        actions=data.actions,
+        rewards=data.rewards,
+        lengths=data.episode_lengths,
+        terminated=data.terminations[np.cumsum(data.episode_lengths) - 1],
+        **extras,
+    )
+    return raw, card
+
+
+# ----------------------------------------------------------------------------- rollouts
+def rollout(env: MaMuJoCoVecEnv, policy: Any, episodes: int, seed: int) -> RawEpisodes:
+    """``episodes`` episodes, ``env.num_envs`` at a time. ``policy(global_states [E, G],
+    rng) -> joint actions [E, G_a]`` or None for uniform random per-agent actions."""
+    rng = np.random.default_rng(seed)
+    parts, done_eps, batch = [], 0, 0
+    n, a_dim = env.spec.n_agents, env.spec.action_dim
+    while done_eps < episodes:
+        env.reset(seed + 1_000_003 * batch)
+        batch += 1
+        slots = min(env.num_envs, episodes - done_eps)
+        g, loc = [[x] for x in env.global_states()], [[x] for x in env.local_observations()]
+        acts, rews = [[] for _ in range(env.num_envs)], [[] for _ in range(env.num_envs)]
+        live = np.ones(env.num_envs, dtype=bool)
+        term = np.zeros(env.num_envs, dtype=bool)
+        while live[:slots].any():
+            if policy is None:
+                actions = rng.uniform(-1, 1, (env.num_envs, n, a_dim))
+                for i, size in enumerate(env.action_sizes):
+                    actions[:, i, size:] = 0.0
+            else:
+                joint = policy(env.global_states(), rng)
+                actions = np.stack([env.split_joint_actions(j) for j in joint])
+            result = env.step(actions.astype(np.float32))
+            gs, ls = env.global_states(), env.local_observations()
+            for e in np.flatnonzero(live):
+                acts[e].append(actions[e].astype(np.float32))
+                rews[e].append(result.rewards[e])
+                g[e].append(gs[e])
+                loc[e].append(ls[e])
+            term |= live & result.terminated
+            live &= ~result.done
+        for e in range(slots):
+            parts.append(
+                RawEpisodes(
+                    global_states=np.stack(g[e]),
+                    local_observations=np.stack(loc[e]),
+                    actions=np.stack(acts[e]),
+                    rewards=np.asarray(rews[e], dtype=np.float32),
+                    lengths=np.array([len(rews[e])]),
+                    terminated=np.array([term[e]]),
+                )
+            )
+        done_eps += slots
+    return RawEpisodes.concat(parts)
+
+
+def sb3_policy(behaviour_dir: Path, step: int, deterministic: bool = False) -> Any:
+    """A joint-action policy from ``ckpt_<step>.zip`` and its observation normaliser."""
+    import pickle
+
+    from stable_baselines3 import PPO, SAC
+
+    progress = json.loads((behaviour_dir / "progress.json").read_text())
+    cls = PPO if progress["algo"] == "ppo" else SAC
+    model = cls.load(str(behaviour_dir / f"ckpt_{step}.zip"), device="cpu")
+    with open(behaviour_dir / f"vecnorm_{step}.pkl", "rb") as handle:
+        vecnorm = pickle.load(handle)
+
+    def act(global_states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        obs = np.clip(
+            (global_states - vecnorm.obs_rms.mean) / np.sqrt(vecnorm.obs_rms.var + vecnorm.epsilon),
+            -vecnorm.clip_obs,
+            vecnorm.clip_obs,
+        )
+        actions, _ = model.predict(obs.astype(np.float32), deterministic=deterministic)
+        return np.clip(actions, -1.0, 1.0)
+
+    return act
+
+
+def replay_episodes(behaviour_dir: Path, upto_step: int, n_agents: int, env: MaMuJoCoVecEnv) -> RawEpisodes:
+    """Training episodes recorded in ``replay_<step>.npz`` chunks with step <= ``upto_step``."""
+    chunks = sorted(
+        (int(p.stem.split("_")[1]), p)
+        for p in behaviour_dir.glob("replay_*.npz")
+        if int(p.stem.split("_")[1]) <= upto_step
+    )
+    parts = []
+    for _, path in chunks:
+        z = np.load(path)
+        if z["lengths"].size == 0:
+            continue
+        joint = z["joint_actions"]
+        parts.append(
+            RawEpisodes(
+                global_states=z["global_states"],
+                local_observations=z["local_observations"],
+                actions=np.stack([env.split_joint_actions(j) for j in joint]),
+                rewards=z["rewards"],
+                lengths=z["lengths"],
+                terminated=z["terminated"],
+            )
+        )
+    if not parts:
+        raise DatasetError(behaviour_dir, "replay", f"no recorded episodes up to step {upto_step}")
+    return RawEpisodes.concat(parts)
+
+
+def pick_levels(progress: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Expert = best evaluated checkpoint; medium = evaluation return closest to expert / 3
+    among checkpoints before the expert one."""
+    checkpoints = progress["checkpoints"]
+    expert = max(checkpoints, key=lambda c: c["eval_return_mean"])
+    target = expert["eval_return_mean"] / 3.0
+    earlier = [c for c in checkpoints if c["step"] <= expert["step"]]
+    medium = min(earlier, key=lambda c: abs(c["eval_return_mean"] - target))
+    return {"expert": expert, "medium": medium}
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("gymnasium-robotics", "gymnasium", "mujoco", "stable-baselines3"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The ``levels`` command: random reference + the requested levels (module docstring)."""
+    bdir = Path(args.behaviour_dir)
+    progress = json.loads((bdir / "progress.json").read_text())
+    scenario = progress["scenario"]
+    env = MaMuJoCoVecEnv(scenario, args.num_envs, obs_mode=args.obs_mode, agent_obsk=args.agent_obsk)
+    picked = pick_levels(progress)
+    start = time.perf_counter()
+    random_raw = rollout(env, None, args.random_episodes, seed=args.seed + 1)
+    random_return = float(random_raw.returns().mean())
+    timings = {"random": time.perf_counter() - start}
+    raws: dict[str, RawEpisodes] = {}
+    need = set(args.levels) | ({"expert"} if "medium-expert" in args.levels else set())
+    need |= {"medium"} if "medium-expert" in args.levels else set()
+    need.add("expert")  # its mean return is the expert reference
+    for level in ("expert", "medium"):
+        if level in need:
+            t = time.perf_counter()
+            raws[level] = rollout(
+                env, sb3_policy(bdir, picked[level]["step"]), args.episodes, seed=args.seed + 2
+            )
+            timings[level] = time.perf_counter() - t
+    expert_return = float(raws["expert"].returns().mean())
+    if "medium-replay" in args.levels:
+        t = time.perf_counter()
+        raws["medium-replay"] = replay_episodes(bdir, picked["medium"]["step"], env.spec.n_agents, env)
+        timings["medium-replay"] = time.perf_counter() - t
+    if "medium-expert" in args.levels:
+        raws["medium-expert"] = RawEpisodes.concat([raws["medium"], raws["expert"]])
+    behaviour = (
+        f"stable-baselines3 {progress['algo'].upper()} on the joint {scenario} task (seed {progress['seed']})"
+    )
+    sources = {
+        "expert": f"{behaviour}, checkpoint {picked['expert']['step']} steps (eval return "
+        f"{picked['expert']['eval_return_mean']:.1f}), stochastic actions",
+        "medium": f"{behaviour}, checkpoint {picked['medium']['step']} steps (eval return "
+        f"{picked['medium']['eval_return_mean']:.1f}), stochastic actions",
+        "medium-replay": f"{behaviour}: every training episode up to the medium checkpoint "
+        f"({picked['medium']['step']} steps)",
+        "medium-expert": "medium and expert datasets concatenated",
+    }
+    cards = {}
+    for level in args.levels:
+        card = {
+            "env_family": "mamujoco",
+            "scenario": scenario,
+            "env_version": "gymnasium-robotics mamujoco_v1 / MuJoCo v5",
+            "observation_version": "v5",
+            "obs_mode": args.obs_mode,
+            "agent_obsk": args.agent_obsk,
+            "episode_limit": env.spec.episode_limit,
+            "quality": level,
+            "behaviour_policy": sources[level],
+            "seed": args.seed,
+            "reference_returns": {"random": random_return, "expert": expert_return},
+            "random_episodes": args.random_episodes,
+            "behaviour_training_steps": progress["steps"],
+            "behaviour_training_wall_seconds": progress["wall_seconds"],
+            "generation_wall_seconds": timings.get(level, 0.0)
+            + (timings["medium"] + timings["expert"] if level == "medium-expert" else 0.0),
+            "versions": _versions(),
+            "command": "python -m omiga_pl.generate_mamujoco " + " ".join(sys.argv[1:]),
+        }
+        path = Path(args.out_dir) / f"{args.prefix}_{level.replace('-', '_')}.h5"
+        cards[level] = write_mamujoco(path, raws[level], card, overwrite=args.overwrite)
+        print(
+            f"{path}: {cards[level]['n_episodes']} episodes, {cards[level]['n_transitions']} steps, return "
+            f"{cards[level]['return_mean']:.1f} ± {cards[level]['return_std']:.1f} "
+            f"(random {random_return:.1f}, expert {expert_return:.1f})",
+            flush=True,
+        )
+    env.close()
+    return cards
+
+
+def convert(src: str, dst: str, obs_mode: str, overwrite: bool = False) -> dict[str, Any]:
+    """Rewrite a generated file with its observations in ``obs_mode`` (no simulator needed)."""
+    raw, card = read_raw(src)
+    # Sizes and statistics are recomputed by the writer; a stale copy would override them.
+    derived = {
+        "format",
+        "format_version",
+        "n_agents",
+        "obs_dim",
+        "state_dim",
+        "has_states",
+        "action_type",
+        "action_dim",
+        "sha256",
+    }
+    card = {k: v for k, v in card.items() if k not in derived}
+    card["obs_mode"] = obs_mode
+    card["converted_from"] = str(src)
+    return write_mamujoco(dst, raw, card, overwrite=overwrite)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m omiga_pl.generate_mamujoco", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    lv = sub.add_parser("levels", help="random reference + expert/medium/medium-replay/medium-expert files")
+    lv.add_argument("--behaviour-dir", required=True)
+    lv.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS))
+    lv.add_argument("--episodes", type=int, default=100, help="episodes per expert / medium file")
+    lv.add_argument("--random-episodes", type=int, default=100)
+    lv.add_argument("--num-envs", type=int, default=10)
+    lv.add_argument("--obs-mode", choices=("reference", "local"), default="reference")
+    lv.add_argument("--agent-obsk", type=int, default=1)
+    lv.add_argument("--seed", type=int, default=0)
+    lv.add_argument("--out-dir", default="data")
+    lv.add_argument("--prefix", required=True, help="file name prefix, e.g. mamujoco_hopper_3x1")
+    lv.add_argument("--overwrite", action="store_true")
+    cv = sub.add_parser("convert", help="switch a generated file's observation mode")
+    cv.add_argument("src")
+    cv.add_argument("dst")
+    cv.add_argument("--obs-mode", choices=("reference", "local"), required=True)
+    cv.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "levels":
+            levels(args)
+        else:
+            convert(args.src, args.dst, args.obs_mode, args.overwrite)
+    except OmigaError as error:
+        print(f"omiga_pl.generate_mamujoco: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

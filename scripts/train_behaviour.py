@@ -1,0 +1,198 @@
+"""Train a single-agent behaviour policy for a MaMuJoCo task, resumably (stable-baselines3).
+
+The policy sees the joint task: observation = the single-agent gym observation
+(``env.state()`` of the MaMuJoCo env), action = the joint actuator vector, which is split
+onto the agents with gymnasium-robotics' own ``map_global_action_to_local_actions``
+before every step, so the multi-agent env is what actually runs. Every training
+transition is recorded (global state, local observations, joint action, reward, flags):
+those are the "replay" data that medium-replay datasets are cut from.
+
+Output directory layout (``--out``):
+
+* ``ckpt_<steps>.zip`` + ``vecnorm_<steps>.pkl``: model and observation normaliser,
+  every ``--checkpoint-every`` env steps;
+* ``replay_<steps>.npz``: the episodes completed since the previous checkpoint;
+* ``progress.json``: steps done, wall seconds, and per checkpoint the deterministic
+  evaluation return (``--eval-episodes`` episodes in the multi-agent env).
+
+Running the same command again continues from the last checkpoint (the unfinished
+episode at the interruption is dropped). Example (the run documented in the card)::
+
+    nice -n 10 python scripts/train_behaviour.py --scenario Hopper-3x1 --algo ppo \
+        --total-steps 1000000 --out behaviour/Hopper-3x1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
+
+
+class JointTaskEnv(gym.Env):
+    """The MaMuJoCo task seen as one agent; records every transition it makes."""
+
+    def __init__(self, scenario: str, max_steps: int = 1000, agent_obsk: int = 1) -> None:
+        self.ma = MaMuJoCoVecEnv(scenario, 1, obs_mode="local", agent_obsk=agent_obsk, max_steps=max_steps)
+        raw = self.ma.envs[0]
+        self.raw = raw
+        self.observation_space = raw.single_agent_env.observation_space
+        self.action_space = raw.single_agent_env.action_space
+        self.max_steps = max_steps
+        self.finished: list[dict[str, np.ndarray]] = []
+        self._episode: dict[str, list] | None = None
+
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ma.global_states()[0], self.ma.local_observations()[0]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self.raw.reset(seed=seed)
+        self._t = 0
+        g, loc = self._snapshot()
+        self._episode = {"global_states": [g], "local_observations": [loc], "actions": [], "rewards": []}
+        return g.astype(np.float64), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        local = self.raw.map_global_action_to_local_actions(action)
+        _, rewards, terms, _, _ = self.raw.step(local)
+        agent = self.ma.agents[0]
+        reward, terminated = float(rewards[agent]), bool(terms[agent])
+        self._t += 1
+        truncated = self._t >= self.max_steps and not terminated
+        g, loc = self._snapshot()
+        ep = self._episode
+        ep["global_states"].append(g)
+        ep["local_observations"].append(loc)
+        ep["actions"].append(action.astype(np.float32))
+        ep["rewards"].append(reward)
+        if terminated or truncated:
+            self.finished.append(
+                {
+                    "global_states": np.stack(ep["global_states"]),
+                    "local_observations": np.stack(ep["local_observations"]),
+                    "joint_actions": np.stack(ep["actions"]),
+                    "rewards": np.asarray(ep["rewards"], dtype=np.float32),
+                    "terminated": np.asarray(terminated),
+                }
+            )
+        return g.astype(np.float64), reward, terminated, truncated, {}
+
+
+def save_episodes(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
+    """Episodes back to back with their lengths (rows: L + 1 per episode)."""
+    if not episodes:
+        np.savez_compressed(path, lengths=np.zeros(0, dtype=np.int64))
+        return
+    np.savez_compressed(
+        path,
+        lengths=np.asarray([len(e["rewards"]) for e in episodes], dtype=np.int64),
+        global_states=np.concatenate([e["global_states"] for e in episodes]).astype(np.float32),
+        local_observations=np.concatenate([e["local_observations"] for e in episodes]).astype(np.float32),
+        joint_actions=np.concatenate([e["joint_actions"] for e in episodes]),
+        rewards=np.concatenate([e["rewards"] for e in episodes]),
+        terminated=np.asarray([bool(e["terminated"]) for e in episodes]),
+    )
+
+
+def evaluate(model: Any, vecnorm: Any, scenario: str, episodes: int, seed: int) -> list[float]:
+    """Deterministic returns in the multi-agent env, joint actions split onto agents."""
+    env = MaMuJoCoVecEnv(scenario, episodes, obs_mode="local")
+    env.reset(seed)
+    returns = np.zeros(episodes)
+    live = np.ones(episodes, dtype=bool)
+    while live.any():
+        g = env.global_states().astype(np.float64)
+        joint, _ = model.predict(vecnorm.normalize_obs(g), deterministic=True)
+        result = env.step(np.stack([env.split_joint_actions(j) for j in joint]))
+        returns += np.where(live, result.rewards, 0.0)
+        live &= ~result.done
+    env.close()
+    return returns.tolist()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="Hopper-3x1")
+    parser.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
+    parser.add_argument("--total-steps", type=int, default=1_000_000)
+    parser.add_argument("--checkpoint-every", type=int, default=25_000)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    progress_path = args.out / "progress.json"
+    progress = (
+        json.loads(progress_path.read_text())
+        if progress_path.exists()
+        else {
+            "scenario": args.scenario,
+            "algo": args.algo,
+            "seed": args.seed,
+            "steps": 0,
+            "wall_seconds": 0.0,
+            "checkpoints": [],
+        }
+    )
+    joint_env = JointTaskEnv(args.scenario)
+    venv = DummyVecEnv([lambda: joint_env])
+    algo_cls = PPO if args.algo == "ppo" else SAC
+    if progress["steps"]:
+        step = progress["steps"]
+        vecnorm = VecNormalize.load(str(args.out / f"vecnorm_{step}.pkl"), venv)
+        model = algo_cls.load(str(args.out / f"ckpt_{step}.zip"), env=vecnorm)
+        print(f"resuming {args.out} at {step} steps", flush=True)
+    else:
+        # Normalised observations (not rewards: the recorded rewards stay raw anyway).
+        vecnorm = VecNormalize(venv, norm_obs=True, norm_reward=args.algo == "ppo")
+        kwargs = {"policy_kwargs": {"net_arch": [256, 256]}} if args.algo == "sac" else {}
+        model = algo_cls("MlpPolicy", vecnorm, seed=args.seed, verbose=0, device="cpu", **kwargs)
+    while progress["steps"] < args.total_steps:
+        chunk = min(args.checkpoint_every, args.total_steps - progress["steps"])
+        start = time.perf_counter()
+        model.learn(chunk, reset_num_timesteps=False)
+        progress["wall_seconds"] += time.perf_counter() - start
+        step = int(model.num_timesteps)
+        progress["steps"] = step
+        model.save(str(args.out / f"ckpt_{step}.zip"))
+        vecnorm.save(str(args.out / f"vecnorm_{step}.pkl"))
+        save_episodes(args.out / f"replay_{step}.npz", joint_env.finished)
+        n_done = len(joint_env.finished)
+        joint_env.finished = []
+        returns = evaluate(model, vecnorm, args.scenario, args.eval_episodes, seed=10_000 + step)
+        progress["checkpoints"].append(
+            {
+                "step": step,
+                "eval_return_mean": float(np.mean(returns)),
+                "eval_return_std": float(np.std(returns)),
+                "train_episodes": n_done,
+                "wall_seconds": progress["wall_seconds"],
+            }
+        )
+        tmp = progress_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(progress, indent=1))
+        tmp.replace(progress_path)
+        print(
+            f"step {step}: eval return {np.mean(returns):.1f} ± {np.std(returns):.1f}; "
+            f"{step / max(progress['wall_seconds'], 1e-9):.0f} steps/s overall",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
