@@ -18,11 +18,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from omiga_pl.algos.omiga import OmigaModule
+from omiga_pl.callbacks.checkpoint import UpdateCheckpoint
 from omiga_pl.callbacks.evaluation import EvaluationCallback
 from omiga_pl.config import load_config, resolve_data_path, to_container
 from omiga_pl.data.compat import check_card_matches_env
@@ -215,7 +215,7 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
     module.experiment_config = resolved
 
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(
+        UpdateCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="step={step}",
             auto_insert_metric_name=False,

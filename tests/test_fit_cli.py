@@ -181,3 +181,14 @@ def test_ddp_two_cpu_processes(tmp_path, smax_3m_file):
     evals = (run_dir / "eval.jsonl").read_text().splitlines()
     assert [json.loads(e)["step"] for e in evals] == [10, 20]  # rank 0 only: no duplicates
     assert done.stdout.count("[omiga_pl] done") == 1
+
+
+def test_final_update_is_checkpointed_and_resume_continues_in_the_run_dir(tmp_path, smax_3m_file):
+    common = [f"data.path={smax_3m_file}", "eval.enabled=false", "log.checkpoint_every=5", "log.run_name=c"]
+    assert fit(tmp_path, *common, "trainer.max_steps=7") == 0
+    checkpoints = tmp_path / "runs" / "c" / "checkpoints"
+    assert {p.name for p in checkpoints.iterdir()} == {"last.ckpt", "step=5.ckpt", "step=7.ckpt"}
+    assert load(checkpoints / "last.ckpt")["global_step"] == 7
+    assert fit(tmp_path, "trainer.max_steps=12", resume=checkpoints / "last.ckpt", config=()) == 0
+    assert {p.name for p in checkpoints.iterdir()} >= {"step=10.ckpt", "step=12.ckpt"}
+    assert load(checkpoints / "last.ckpt")["global_step"] == 12
