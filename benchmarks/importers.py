@@ -6,8 +6,8 @@ it (per file, per agent, per step appends); both must give identical arrays. Pri
 the median time of each and their ratio, plus the memory of the loaded dataset
 against the raw size on disk.
 
-    python benchmarks/importers.py                      # 1,000 SMAC episodes, OMAR, vault
-    python benchmarks/importers.py --episodes 348 --repeats 3 --skip-vault
+    python benchmarks/importers.py                      # 1,000 episodes of each layout
+    python benchmarks/importers.py --episodes 348 --repeats 3 --workers 4 --skip-vault
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def same(a: EpisodeDataset, b: EpisodeDataset, fields: tuple[str, ...]) -> bool:
     return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
 
 
-def bench_smac(tmp: Path, episodes: int, repeats: int) -> None:
+def bench_smac(tmp: Path, episodes: int, repeats: int, workers: int) -> None:
     rng = np.random.default_rng(0)
     lengths = [int(x) for x in rng.integers(20, 36, size=episodes)]
     src = tmp / "5m_vs_6m" / "good"
@@ -170,6 +170,7 @@ def bench_smac(tmp: Path, episodes: int, repeats: int) -> None:
     t_naive, naive = timed(lambda: naive_smac(src), repeats)
     t_ours, (ours, _card) = timed(lambda: import_smac_episodes(src), repeats)
     t_trusted, _ = timed(lambda: import_smac_episodes(src, trust_pickle=True), repeats)
+    t_workers, _ = timed(lambda: import_smac_episodes(src, workers=workers), repeats)
     t_floor, _ = timed(lambda: [torch.load(p, weights_only=False) for p in episode_files(src)], repeats)
     fields = (
         "observations",
@@ -186,6 +187,10 @@ def bench_smac(tmp: Path, episodes: int, repeats: int) -> None:
     print(
         f"  import_smac_episodes --trust-pickle:            {t_trusted:.2f}s   "
         f"ratio {t_naive / t_trusted:.1f}x"
+    )
+    print(
+        f"  import_smac_episodes --workers {workers}:                {t_workers:.2f}s   "
+        f"ratio {t_naive / t_workers:.1f}x"
     )
     print(
         f"  floor: torch.load of every file, nothing else: {t_floor:.2f}s "
@@ -250,10 +255,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="processes for the parallel SMAC run")
     parser.add_argument("--skip-vault", action="store_true", help="skip the flashbax vault (needs JAX)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        bench_smac(Path(tmp), args.episodes, args.repeats)
+        bench_smac(Path(tmp), args.episodes, args.repeats, args.workers)
         bench_omar(Path(tmp), args.episodes, args.repeats)
         if not args.skip_vault:
             bench_vault(Path(tmp), args.episodes, args.repeats)

@@ -187,13 +187,13 @@ def _not_a_list(directory: Path) -> None:
     [
         (_truncate, r"3\.pt: cannot be unpickled \(truncated or corrupt file\?\)"),
         (_garbage, r"3\.pt: cannot be unpickled"),
-        (_strings, r"4\.pt: field 'obs': expected numbers, found dtype <U1"),
+        (_strings, r"4\.pt: field 'obs': expected numbers, found text \(dtype <U"),
         (_nan, r"5\.pt: field 'obs': expected finite values, found nan at agent 2 step 1"),
         (_obs_size, r"6\.pt: field 'obs': inconsistent sizes: .* agent 1 step 0 has \(80,\)"),
         (_five_items, r"7\.pt: field 'agent 0 step 2': expected 6 items"),
         (_agent_count, r"8\.pt: field 'state': agent count differs from the first episode \(0\.pt\)"),
-        (_fractional_action, r"field 'action': expected whole-number action indices, found 1\.5"),
-        (_action_out_of_range, r"field 'action': expected action indices in \[0, 8\)"),
+        (_fractional_action, r"9\.pt: field 'action': expected whole-number action indices, found 1\.5"),
+        (_action_out_of_range, r"9\.pt: field 'action': expected action indices in \[0, 8\)"),
         (_not_a_list, r"1\.pt: expected a non-empty list over agents, found dict"),
     ],
 )
@@ -238,3 +238,19 @@ def test_plain_pickle_and_legacy_torch_files_load(copy):
     torch.save(load_raw(copy / "1.pt"), copy / "1.pt", _use_new_zipfile_serialization=False)
     data, _ = import_smac_episodes(copy)
     assert data.episode_lengths.tolist() == LENGTHS
+
+
+def test_reward_with_several_values_per_step_names_the_file(copy):
+    _mutate_step(copy, "2.pt", 1, 0, 3, np.array([0.5, 0.5], dtype=np.float32))
+    with pytest.raises(DatasetError, match=r"2\.pt: field 'reward': (inconsistent sizes|expected one value)"):
+        import_smac_episodes(copy)
+
+
+def test_parallel_workers_give_the_same_dataset_and_errors(written, copy):
+    serial, _ = import_smac_episodes(written[0])
+    parallel, _ = import_smac_episodes(written[0], workers=2)
+    for field in ("observations", "states", "avail_actions", "actions", "rewards", "terminations"):
+        np.testing.assert_array_equal(getattr(parallel, field), getattr(serial, field))
+    _nan(copy)
+    with pytest.raises(DatasetError, match=r"5\.pt: field 'obs': expected finite values, found nan"):
+        import_smac_episodes(copy, workers=2)

@@ -156,3 +156,13 @@ def test_every_task_config_loads(name):
 
     config = load_config([CONF, ROOT / "conf" / "mamujoco" / name])
     assert config.env.family == "mamujoco" and config.data.path.startswith("data/mamujoco_")
+
+
+def test_level_selection_from_behaviour_progress():
+    from omiga_pl.generate_mamujoco import pick_levels
+
+    returns = {10: 300.0, 20: 700.0, 30: 1900.0, 40: 2700.0, 50: 1300.0}
+    progress = {"checkpoints": [{"step": s, "eval_return_mean": r} for s, r in returns.items()]}
+    picked = pick_levels(progress)
+    assert picked["expert"]["step"] == 40  # best evaluation
+    assert picked["medium"]["step"] == 20  # closest to 2700 / 3 = 900, before the expert

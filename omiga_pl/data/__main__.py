@@ -43,13 +43,17 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--episode-limit",
         type=int,
-        help="omiga-smac: mark episodes of exactly this many steps truncated (default: all terminated)",
+        help="omiga-smac: mark episodes of exactly this many steps truncated (default: all terminated); "
+        "omiga-mamujoco: the step limit that tells truncation from termination (default 1000)",
     )
     parser.add_argument(
         "--episode-length", type=int, help="omar-mpe: fixed episode length instead of inferring boundaries"
     )
     parser.add_argument(
         "--skip-ragged", action="store_true", help="omiga-smac: skip episodes whose agents differ in length"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="omiga-smac: unpickle episode files in this many processes (default 1)"
     )
     parser.add_argument(
         "--registry", help="registry file (default: $OMIGA_PL_REGISTRY or data/registry.yaml)"
@@ -59,7 +63,8 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m omiga_pl.data",
-        description="Inspect, validate, convert and register offline multi-agent RL datasets.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -34,6 +34,7 @@ def _load(args: argparse.Namespace, path: Path, progress: bool) -> tuple[Episode
         "episode_limit": getattr(args, "episode_limit", None),
         "episode_length": getattr(args, "episode_length", None),
         "skip_ragged": getattr(args, "skip_ragged", False),
+        "workers": getattr(args, "workers", None),
         "progress": progress,
     }
     data, card, fmt = load_dataset(path, args.source_format, **options)
@@ -113,7 +114,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         f"{full['n_agents']} agents, obs {full['obs_dim']}, state {full['state_dim']}, "
         f"{full['action_type']} actions × {full['action_dim']}; return mean {full['return_mean']:.4g}"
     )
-    for key, value in (card.get("derived") or {}).items():
+    notes = card.get("derived") or ({"import_notes": card["import_notes"]} if "import_notes" in card else {})
+    for key, value in notes.items():
         print(f"  derived {key}: {value}")
     print(
         f"sha256 {full['sha256']} (card: {dst}.md); add it to the registry with: "

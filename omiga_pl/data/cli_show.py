@@ -113,6 +113,9 @@ def _value(value: Any) -> str:
     return "?" if value is None else str(value)
 
 
-def _short(value: Any, limit: int = 160) -> str:
+def _short(value: Any, limit: int = 300) -> str:
+    """Text in full; long dicts / lists (e.g. version tables) cut at ``limit``."""
     text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if isinstance(value, str) or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"

@@ -20,13 +20,19 @@ from omiga_pl.errors import DatasetError
 Notes = dict[str, str]
 
 
+def describe_dtype(dtype: np.dtype) -> str:
+    """A dtype in words for error messages (``text (dtype <U32)``)."""
+    kinds = {"U": "text", "S": "bytes", "O": "Python objects", "b": "booleans", "c": "complex numbers"}
+    return f"{kinds[dtype.kind]} (dtype {dtype})" if dtype.kind in kinds else f"dtype {dtype}"
+
+
 def as_float32(source: Any, field: str, array: Any) -> np.ndarray:
     """``array`` as float32 after checking it is numeric and finite."""
     array = np.asarray(array)
     if array.dtype == np.bool_ or not (
         np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
     ):
-        raise DatasetError(source, field, f"expected numbers, found dtype {array.dtype}")
+        raise DatasetError(source, field, f"expected numbers, found {describe_dtype(array.dtype)}")
     out = array.astype(np.float32, copy=False)
     if np.issubdtype(array.dtype, np.floating):
         finite = np.isfinite(out)
@@ -49,7 +55,7 @@ def as_index(source: Any, field: str, array: Any) -> np.ndarray:
             bad = array[rounded != array].flat[0]
             raise DatasetError(source, field, f"expected whole-number action indices, found {bad}")
         return rounded.astype(np.int64)
-    raise DatasetError(source, field, f"expected integer action indices, found dtype {array.dtype}")
+    raise DatasetError(source, field, f"expected integer action indices, found {describe_dtype(array.dtype)}")
 
 
 def as_mask(source: Any, field: str, array: Any) -> np.ndarray:
@@ -58,7 +64,7 @@ def as_mask(source: Any, field: str, array: Any) -> np.ndarray:
     if array.dtype == np.bool_:
         return array
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise DatasetError(source, field, f"expected a 0/1 mask, found dtype {array.dtype}")
+        raise DatasetError(source, field, f"expected a 0/1 mask, found {describe_dtype(array.dtype)}")
     if not np.isin(array, (0, 1)).all():
         bad = array[~np.isin(array, (0, 1))].flat[0]
         raise DatasetError(source, field, f"expected only 0 and 1, found {bad}")

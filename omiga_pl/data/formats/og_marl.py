@@ -177,11 +177,12 @@ def _check_layout(vault: Path, arrays: dict[str, np.ndarray]) -> tuple[int, int,
     if obs.ndim != 4:
         raise DatasetError(vault, "observations", f"expected shape [B, T, N, O], found {list(obs.shape)}")
     batch, n_steps, n_agents = obs.shape[:3]
+    # Allowed ranks; team-level rewards / flags may come without the agent axis.
     per_agent = {
         "actions": (3, 4),
-        "rewards": (3,),
-        "terminals": (3,),
-        "truncations": (3,),
+        "rewards": (2, 3),
+        "terminals": (2, 3),
+        "truncations": (2, 3),
         "infos.legals": (4,),
     }
     for name, array in arrays.items():
@@ -192,7 +193,7 @@ def _check_layout(vault: Path, arrays: dict[str, np.ndarray]) -> tuple[int, int,
         if name in per_agent:
             if array.ndim not in per_agent[name]:
                 raise DatasetError(vault, name, f"expected shape [B, T, N, ...], found {list(array.shape)}")
-            if array.shape[2] != n_agents:
+            if array.ndim > 2 and array.shape[2] != n_agents:
                 raise DatasetError(
                     vault,
                     name,
@@ -282,7 +283,7 @@ def import_og_marl_vault(
         notes["avail_actions"] = "infos.legals; final row repeats the last step's mask" + (
             f"; {repaired} taken action(s) marked illegal were set available" if repaired else ""
         )
-    elif actions.ndim == 3 and np.issubdtype(actions.dtype, np.integer):
+    elif actions.ndim == 2 or np.issubdtype(actions.dtype, np.integer):
         notes["avail_actions"] = "none stored (no infos.legals): every action counts as available"
     if actions.ndim == 2:
         actions = as_index(vault, "actions", actions)

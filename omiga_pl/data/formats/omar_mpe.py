@@ -60,7 +60,7 @@ def load_array(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as error:
-        if "allow_pickle" in str(error):
+        if "allow_pickle" in str(error) or "Python objects" in str(error):
             raise DatasetError(
                 path, None, "holds Python objects (dtype object), expected a numeric array"
             ) from None

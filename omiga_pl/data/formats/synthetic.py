@@ -9,6 +9,7 @@ actions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,13 +137,15 @@ def write_og_marl_vault(
     truncated: tuple[int, ...] = (),
     trailing_steps: int = 0,
     leaves: tuple[str, ...] | None = None,
+    mutate: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """An OG-MARL vault written by flashbax itself (needs JAX and flashbax).
 
     Episodes back to back (no final observation), terminals set on each episode's last
     step for every agent, or truncations for episodes in ``truncated``;
     ``trailing_steps`` unfinished steps follow. ``leaves`` limits the top-level keys
-    written (to make a vault that lacks an array). Returns the written arrays
+    written (to make a vault that lacks an array); ``mutate`` may change the NumPy
+    experience tree in place before it is written (to make bad data). Returns the written arrays
     ([T, ...] without the batch axis), lengths and the vault directory.
     """
     import flashbax as fbx
@@ -169,6 +172,8 @@ def write_og_marl_vault(
     }
     if leaves is not None:
         experience = {k: v for k, v in experience.items() if k in leaves}
+    if mutate is not None:
+        mutate(experience)
     buffer = fbx.make_flat_buffer(
         max_length=n_steps + 1, min_length=1, sample_batch_size=1, add_sequences=True, add_batch_size=None
     )
@@ -182,16 +187,11 @@ def write_og_marl_vault(
         for k, v in experience.items()
     }
     state_fbx = buffer.add(state_fbx, sequence)
-    root = Path(root)
-    cwd = os.getcwd()
-    try:  # flashbax places vaults relative to the working directory
-        os.chdir(root)
-        vault = Vault(
-            vault_name=vault_name, experience_structure=state_fbx.experience, rel_dir=".", vault_uid=uid
-        )
-        vault.write(state_fbx)
-    finally:
-        os.chdir(cwd)
+    root = Path(root).resolve()  # flashbax joins rel_dir onto the cwd: absolute wins
+    vault = Vault(
+        vault_name=vault_name, experience_structure=state_fbx.experience, rel_dir=str(root), vault_uid=uid
+    )
+    vault.write(state_fbx)
     return {
         **{k: v for k, v in experience.items() if k != "infos"},
         "state": state,
