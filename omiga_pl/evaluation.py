@@ -15,11 +15,12 @@ ActFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 @dataclass
 class EpisodeStats:
-    """Per-episode results of one evaluation: returns [E], lengths [E], won [E]."""
+    """Per-episode results of one evaluation: returns [E], lengths [E], won [E] (None
+    for environments without a win signal)."""
 
     returns: np.ndarray
     lengths: np.ndarray
-    won: np.ndarray
+    won: np.ndarray | None
 
     def summary(self, reference_returns: tuple[float, float] | None = None) -> dict[str, float]:
         """Mean/std return, win rate, mean length; normalised score when references are known.
@@ -29,9 +30,10 @@ class EpisodeStats:
         out = {
             "return_mean": float(self.returns.mean()),
             "return_std": float(self.returns.std()),
-            "win_rate": float(self.won.mean()),
             "episode_length_mean": float(self.lengths.mean()),
         }
+        if self.won is not None:
+            out["win_rate"] = float(self.won.mean())
         if reference_returns is not None:
             low, high = reference_returns
             out["normalized_score"] = 100.0 * (out["return_mean"] - low) / (high - low)
@@ -63,4 +65,5 @@ def run_episodes(
             break
     else:
         raise RuntimeError(f"{env.spec.family}/{env.spec.scenario}: episodes exceeded the episode limit")
-    return EpisodeStats(returns=returns, lengths=lengths, won=result.won.copy())
+    won = result.won.copy() if env.spec.has_win_signal else None
+    return EpisodeStats(returns=returns, lengths=lengths, won=won)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from omiga_pl.config import resolve_data_path
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.compat import check_dataset_matches_env
 from omiga_pl.data.formats.native import read_native
@@ -58,7 +59,7 @@ class OfflineMARLDataModule(L.LightningDataModule):
     """Serves batches of a native offline multi-agent dataset.
 
     Args:
-        path: native HDF5 file.
+        path: native HDF5 file, or a name from ``data/registry.yaml``.
         batch_size: transitions per update and rank.
         seed: base seed of the sampler (mixed with rank and update index).
         use_reward_to_go: the SMAC reference's reward rewrite (see omiga-spec.md).
@@ -90,6 +91,8 @@ class OfflineMARLDataModule(L.LightningDataModule):
         """Read, validate and tensorise the dataset (once; later calls are free)."""
         if self.storage is None:
             start = time.perf_counter()
+            # A path, a bundled file relative to the project, or a registry name.
+            self.path = resolve_data_path(str(self.path))
             data, self.card = read_native(self.path)
             if self.env_spec is not None:
                 check_dataset_matches_env(self.path, data, self.env_spec)

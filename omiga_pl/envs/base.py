@@ -23,7 +23,8 @@ class EnvSpec:
     """What a dataset must match to be trained on / evaluated in an environment.
 
     ``action_dim`` is the number of discrete actions per agent, or the size of one
-    agent's continuous action vector.
+    agent's continuous action vector. ``has_win_signal``: episodes can be won (SMAC-like
+    battles), so evaluation reports a win rate.
     """
 
     family: str
@@ -34,6 +35,7 @@ class EnvSpec:
     action_type: ActionType
     action_dim: int
     episode_limit: int
+    has_win_signal: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -108,6 +108,7 @@ def _spec_of(env: Any, scenario: str) -> EnvSpec:
         action_type="discrete",
         action_dim=int(env.action_spaces[env.agents[0]].n),
         episode_limit=int(env.max_steps),
+        has_win_signal=True,
     )
 
 

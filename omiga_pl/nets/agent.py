@@ -8,14 +8,19 @@ import torch
 from torch import nn
 
 
-def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int) -> nn.Sequential:
-    """Linear-ReLU stack ending in a linear layer (PyTorch's default init)."""
+def hidden_stack(in_dim: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
+    """Linear-ReLU layers of ``hidden_sizes`` (PyTorch's default init)."""
     layers: list[nn.Module] = []
     for size in hidden_sizes:
         layers += [nn.Linear(in_dim, size), nn.ReLU()]
         in_dim = size
-    layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
+
+
+def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int) -> nn.Sequential:
+    """Linear-ReLU stack ending in a linear layer."""
+    last = hidden_sizes[-1] if hidden_sizes else in_dim
+    return nn.Sequential(*hidden_stack(in_dim, hidden_sizes), nn.Linear(last, out_dim))
 
 
 class AgentMLP(nn.Module):
@@ -31,5 +36,10 @@ class AgentMLP(nn.Module):
         self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        ids = self.agent_ids.to(inputs.dtype).expand(*inputs.shape[:-2], -1, -1)
-        return self.net(torch.cat([inputs, ids], dim=-1))
+        return self.net(with_agent_ids(inputs, self.agent_ids))
+
+
+def with_agent_ids(inputs: torch.Tensor, agent_ids: torch.Tensor) -> torch.Tensor:
+    """Append the one-hot agent id: inputs [..., N, D], agent_ids [N, N] -> [..., N, D + N]."""
+    ids = agent_ids.to(inputs.dtype).expand(*inputs.shape[:-2], -1, -1)
+    return torch.cat([inputs, ids], dim=-1)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omiga_pl.nets.agent import AgentMLP
+from omiga_pl.nets.agent import AgentMLP, hidden_stack, with_agent_ids
 
 # The reference masks unavailable actions by setting their logits to -1e8.
 MASKED_LOGIT = -1e8
@@ -84,19 +84,14 @@ class TanhGaussianPolicy(nn.Module):
 
     def __init__(self, n_agents: int, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int]) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        in_dim = obs_dim + n_agents
-        for size in hidden_sizes:
-            layers += [nn.Linear(in_dim, size), nn.ReLU()]
-            in_dim = size
-        self.trunk = nn.Sequential(*layers)
+        self.trunk = hidden_stack(obs_dim + n_agents, hidden_sizes)
+        in_dim = hidden_sizes[-1] if hidden_sizes else obs_dim + n_agents
         self.mean_head = nn.Linear(in_dim, action_dim)
         self.log_std_head = nn.Linear(in_dim, action_dim)
         self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
 
     def mean_and_log_std(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = self.agent_ids.to(observations.dtype).expand(*observations.shape[:-2], -1, -1)
-        h = self.trunk(torch.cat([observations, ids], dim=-1))
+        h = self.trunk(with_agent_ids(observations, self.agent_ids))
         mean = self.mean_head(h).clamp(-MEAN_CLAMP, MEAN_CLAMP)
         log_std = self.log_std_head(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std

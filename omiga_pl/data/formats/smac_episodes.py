@@ -161,7 +161,9 @@ def read_episodes(
         return
     size = -(-len(files) // (workers * 4))
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # Not fork: the parent may hold JAX/torch threads, and a forked child can deadlock on
+    # their locks. A forkserver child starts clean (and cheaper than spawn).
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
         results = pool.map(_read_chunk, chunks, [trust_pickle] * len(chunks))
         for chunk in tqdm(results, desc=desc, total=len(chunks), unit="chunk", disable=not progress):
