@@ -1,13 +1,17 @@
 """Updates/s of the Lightning fit loop against a plain-PyTorch loop of identical maths.
 
+Covers the discrete path (SMAX 3m and 5m_vs_6m shapes, and the bundled dataset) and the
+continuous one (MaMuJoCo reference-mode shapes: Hopper 3x1 N 3, O 14, A 1; Ant 2x4
+N 2, O 107, A 4).
+
 Both loops use the same dataset tensors, the same sampler, the same OmigaModule
 (``compute_losses`` -> one backward -> per-group clipping -> Adam -> Polyak) and the same
 thread count; only the driver differs. Runs alternate (plain, Lightning, plain, ...)
 so machine noise hits both alike; the ratio of medians is printed. Also prints the
 dataset's load time and resident memory against its raw float32 size.
 
-    python benchmarks/throughput.py                       # SMAX 3m and 5m_vs_6m shapes
-    python benchmarks/throughput.py --steps 600 --repeats 3 --threads 2
+    python benchmarks/throughput.py                       # every shape below
+    python benchmarks/throughput.py --shapes Hopper-3x1 Ant-2x4 --steps 600 --threads 2
 """
 
 from __future__ import annotations
@@ -36,8 +40,14 @@ from omiga_pl.config import AlgoConfig  # noqa: E402
 from omiga_pl.data.datamodule import OfflineMARLDataModule, sample_indices  # noqa: E402
 from omiga_pl.data.formats.native import write_native  # noqa: E402
 
-# (name, agents, obs, state, actions): SMAX sizes.
-SHAPES = {"3m": (3, 75, 72, 8), "5m_vs_6m": (5, 140, 132, 11)}
+# name: (agents, obs, state or None, actions, action type). SMAX sizes; MaMuJoCo in the
+# reference observation mode (no separate state: the mixer sees concatenated obs).
+SHAPES = {
+    "3m": (3, 75, 72, 8, "discrete"),
+    "5m_vs_6m": (5, 140, 132, 11, "discrete"),
+    "Hopper-3x1": (3, 14, None, 1, "continuous"),
+    "Ant-2x4": (2, 107, None, 4, "continuous"),
+}
 
 
 def build_module(datamodule: OfflineMARLDataModule, seed: int = 0) -> OmigaModule:
@@ -106,11 +116,18 @@ def lightning_loop(datamodule: OfflineMARLDataModule, steps: int, warmup: int, l
 
 
 def synthetic_file(directory: Path, name: str, episodes: int) -> Path:
-    n_agents, obs_dim, state_dim, n_actions = SHAPES[name]
+    """1,000 random episodes of ``name``'s shapes written as a native file."""
+    n_agents, obs_dim, state_dim, n_actions, action_type = SHAPES[name]
     lengths = list(np.random.default_rng(0).integers(10, 40, size=episodes))
+    if action_type == "discrete":
+        data = make_episodes(lengths, n_agents, obs_dim, state_dim, n_actions)
+    else:
+        data = make_episodes(lengths, n_agents, obs_dim, 1, 2)
+        rng = np.random.default_rng(1)
+        data.states, data.avail_actions = None, None
+        data.actions = rng.uniform(-1, 1, (data.n_transitions, n_agents, n_actions)).astype(np.float32)
     path = directory / f"synthetic_{name}.h5"
-    data = make_episodes(lengths, n_agents, obs_dim, state_dim, n_actions)
-    write_native(path, data, {"env_family": "smax", "scenario": name}, overwrite=True)
+    write_native(path, data, {"scenario": name}, overwrite=True)
     return path
 
 
