@@ -192,3 +192,15 @@ def test_final_update_is_checkpointed_and_resume_continues_in_the_run_dir(tmp_pa
     assert fit(tmp_path, "trainer.max_steps=12", resume=checkpoints / "last.ckpt", config=()) == 0
     assert {p.name for p in checkpoints.iterdir()} >= {"step=10.ckpt", "step=12.ckpt"}
     assert load(checkpoints / "last.ckpt")["global_step"] == 12
+
+
+def test_evaluation_never_changes_training(tmp_path, smax_3m_file):
+    common = [f"data.path={smax_3m_file}", "trainer.max_steps=20", "log.checkpoint_every=20"]
+    assert (
+        fit(tmp_path, *common, "eval.enabled=true", "eval.every=5", "eval.episodes=2", "log.run_name=e") == 0
+    )
+    assert fit(tmp_path, *common, "eval.enabled=false", "log.run_name=n") == 0
+    with_eval = load(tmp_path / "runs" / "e" / "checkpoints" / "last.ckpt")["state_dict"]
+    without = load(tmp_path / "runs" / "n" / "checkpoints" / "last.ckpt")["state_dict"]
+    for key, value in with_eval.items():
+        assert torch.equal(value, without[key]), key
