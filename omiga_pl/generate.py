@@ -5,6 +5,10 @@ Example (the bundled default)::
     python -m omiga_pl.generate --env smax --scenario 3m --quality medium \\
         --episodes 1000 --seed 0 --num-envs 64 --out data/smax_3m_medium.h5
 
+MaMuJoCo datasets come from trained behaviour policies instead: ``python -m omiga_pl.generate
+mamujoco levels ...`` forwards everything after ``mamujoco`` to
+:mod:`omiga_pl.generate_mamujoco` (see there).
+
 Behaviour policy (SMAX): JaxMARL's heuristic ally policy, where each agent's action is
 replaced, independently per agent and per step with probability ``epsilon``, by an
 action drawn uniformly from that agent's available actions. The quality level fixes
@@ -338,6 +342,11 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["mamujoco"]:  # ``python -m omiga_pl.generate mamujoco levels ...``
+        from omiga_pl.generate_mamujoco import main as mamujoco_main
+
+        return mamujoco_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         card = generate(args)

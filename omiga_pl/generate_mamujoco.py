@@ -1,12 +1,21 @@
-"""Generate MaMuJoCo offline datasets in the D4RL manner: ``python -m omiga_pl.generate_mamujoco``.
+"""Generate MaMuJoCo offline datasets in the D4RL manner: ``python -m omiga_pl.generate_mamujoco``
+(or ``python -m omiga_pl.generate mamujoco ...``, which forwards here).
 
 Behaviour policies are stable-baselines3 agents trained on the joint single-agent task by
 ``scripts/train_behaviour.py`` (resumable; it evaluates every checkpoint and records every
 training transition). From such a run directory, ``levels`` writes:
 
-* ``expert``: episodes of the best checkpoint (highest evaluation return);
-* ``medium``: episodes of the checkpoint whose evaluation return is closest to 1/3 of
-  the best one;
+* ``expert``: episodes of the best checkpoint: highest training-run evaluation return, or
+  with ``--expert-select stochastic`` highest return over ``--select-episodes``
+  stochastic episodes (Ant: the deterministic evaluations favour an early checkpoint that
+  only stands still, and falls at once when its actions are sampled);
+* ``medium``: episodes of the checkpoint (before the expert one) whose return is closest
+  to 1/3 of the expert dataset's mean return. Each candidate checkpoint is re-evaluated on
+  ``--select-episodes`` (default 10) episodes with stochastic actions, as the datasets
+  are sampled; the training run's own evaluations (few deterministic episodes) are too
+  noisy and use another convention (HalfCheetah: a checkpoint evaluated at 275 ± 586 on 3
+  deterministic episodes gave a "medium" at 2/3 of the expert). ``--select-episodes 0``
+  falls back to those evaluations;
 * ``medium-replay``: every training episode recorded up to the medium checkpoint (PPO
   has no replay buffer; its rollouts up to that point play the part D4RL's SAC replay
   buffer plays);
@@ -24,10 +33,10 @@ local observations, zero-padded), so ``convert`` can switch modes without the si
 In reference mode no ``states`` are stored: the mixer input is then the concatenation of
 the agents' observations, as in the reference.
 
-Example (the bundled file)::
+Example (the bundled Hopper files; data/README.md lists every task's commands)::
 
     python -m omiga_pl.generate_mamujoco levels --behaviour-dir behaviour/Hopper-3x1 \
-        --levels medium-replay --out-dir data --prefix mamujoco_hopper_3x1
+        --episodes 50 --random-episodes 100 --out-dir data --prefix mamujoco_hopper_3x1
 """
 
 from __future__ import annotations
@@ -266,6 +275,33 @@ def pick_levels(progress: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"expert": expert, "medium": medium}
 
 
+def choose_medium(candidates: dict[int, float], expert_return: float) -> int:
+    """The checkpoint step whose return is closest to ``expert_return / 3`` (ties: earlier)."""
+    if not candidates:
+        raise OmigaError("no candidate checkpoint for the medium level")
+    target = expert_return / 3.0
+    return min(sorted(candidates), key=lambda step: abs(candidates[step] - target))
+
+
+def evaluate_candidates(
+    env: MaMuJoCoVecEnv, bdir: Path, steps: list[int], episodes: int, seed: int
+) -> dict[int, dict[str, float]]:
+    """Stochastic-policy returns of each checkpoint in ``steps`` over ``episodes`` episodes."""
+    out = {}
+    for step in steps:
+        returns = rollout(env, sb3_policy(bdir, step), episodes, seed=seed).returns()
+        out[step] = {
+            "mean": float(returns.mean()),
+            "std": float(returns.std()),
+            "episodes": int(returns.size),
+        }
+        print(
+            f"checkpoint {step}: stochastic return {out[step]['mean']:.1f} ± {out[step]['std']:.1f}",
+            flush=True,
+        )
+    return out
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -283,6 +319,9 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     scenario = progress["scenario"]
     env = MaMuJoCoVecEnv(scenario, args.num_envs, obs_mode=args.obs_mode, agent_obsk=args.agent_obsk)
     picked = pick_levels(progress)
+    import torch  # stochastic SB3 actions are drawn from torch's generator
+
+    torch.manual_seed(args.seed)
     start = time.perf_counter()
     random_raw = rollout(env, None, args.random_episodes, seed=args.seed + 1)
     random_return = float(random_raw.returns().mean())
@@ -291,14 +330,49 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     need = set(args.levels) | ({"expert"} if "medium-expert" in args.levels else set())
     need |= {"medium"} if "medium-expert" in args.levels else set()
     need.add("expert")  # its mean return is the expert reference
-    for level in ("expert", "medium"):
-        if level in need:
-            t = time.perf_counter()
-            raws[level] = rollout(
-                env, sb3_policy(bdir, picked[level]["step"]), args.episodes, seed=args.seed + 2
-            )
-            timings[level] = time.perf_counter() - t
+    all_evals: dict[int, dict[str, float]] | None = None
+    expert_how = "best training-run evaluation return"
+    if args.expert_select == "stochastic":
+        if args.select_episodes <= 0:
+            raise OmigaError("--expert-select stochastic needs --select-episodes > 0")
+        t = time.perf_counter()
+        steps = [c["step"] for c in progress["checkpoints"]]
+        all_evals = evaluate_candidates(env, bdir, steps, args.select_episodes, seed=args.seed + 3)
+        best = max(steps, key=lambda step: all_evals[step]["mean"])
+        picked["expert"] = {"step": best, "eval_return_mean": all_evals[best]["mean"]}
+        expert_how = f"best of {len(steps)} checkpoints, each {args.select_episodes} stochastic episodes"
+        timings["expert_selection"] = time.perf_counter() - t
+    t = time.perf_counter()
+    raws["expert"] = rollout(
+        env, sb3_policy(bdir, picked["expert"]["step"]), args.episodes, seed=args.seed + 2
+    )
+    timings["expert"] = time.perf_counter() - t
     expert_return = float(raws["expert"].returns().mean())
+    medium_how = "training-run evaluation return"
+    if args.select_episodes > 0 and need & {"medium", "medium-replay", "medium-expert"}:
+        t = time.perf_counter()
+        steps = [c["step"] for c in progress["checkpoints"] if c["step"] < picked["expert"]["step"]]
+        if all_evals is None:
+            evals = evaluate_candidates(env, bdir, steps, args.select_episodes, seed=args.seed + 3)
+        else:
+            evals = {step: all_evals[step] for step in steps}
+        if evals:
+            step = choose_medium({k: v["mean"] for k, v in evals.items()}, expert_return)
+            picked["medium"] = {"step": step, "eval_return_mean": evals[step]["mean"]}
+            medium_how = (
+                f"closest to expert/3 = {expert_return / 3:.1f} among {len(evals)} checkpoints, each "
+                f"{args.select_episodes} stochastic episodes: "
+                + ", ".join(f"{k}: {v['mean']:.1f}" for k, v in evals.items())
+            )
+        else:
+            print("no checkpoint before the expert one: medium = the training-run choice", flush=True)
+        timings["medium_selection"] = time.perf_counter() - t
+    if "medium" in need:
+        t = time.perf_counter()
+        raws["medium"] = rollout(
+            env, sb3_policy(bdir, picked["medium"]["step"]), args.episodes, seed=args.seed + 2
+        )
+        timings["medium"] = time.perf_counter() - t
     if "medium-replay" in args.levels:
         t = time.perf_counter()
         raws["medium-replay"] = replay_episodes(bdir, picked["medium"]["step"], env.spec.n_agents, env)
@@ -309,10 +383,10 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         f"stable-baselines3 {progress['algo'].upper()} on the joint {scenario} task (seed {progress['seed']})"
     )
     sources = {
-        "expert": f"{behaviour}, checkpoint {picked['expert']['step']} steps (eval return "
-        f"{picked['expert']['eval_return_mean']:.1f}), stochastic actions",
-        "medium": f"{behaviour}, checkpoint {picked['medium']['step']} steps (eval return "
-        f"{picked['medium']['eval_return_mean']:.1f}), stochastic actions",
+        "expert": f"{behaviour}, checkpoint {picked['expert']['step']} steps (return "
+        f"{picked['expert']['eval_return_mean']:.1f}; {expert_how}), stochastic actions",
+        "medium": f"{behaviour}, checkpoint {picked['medium']['step']} steps (return "
+        f"{picked['medium']['eval_return_mean']:.1f}; {medium_how}), stochastic actions",
         "medium-replay": f"{behaviour}: every training episode up to the medium checkpoint "
         f"({picked['medium']['step']} steps)",
         "medium-expert": "medium and expert datasets concatenated",
@@ -382,6 +456,21 @@ def main(argv: list[str] | None = None) -> int:
     lv.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS))
     lv.add_argument("--episodes", type=int, default=100, help="episodes per expert / medium file")
     lv.add_argument("--random-episodes", type=int, default=100)
+    lv.add_argument(
+        "--select-episodes",
+        type=int,
+        default=10,
+        help="stochastic episodes per checkpoint when choosing the medium one (0: use the "
+        "training run's evaluations)",
+    )
+    lv.add_argument(
+        "--expert-select",
+        choices=("training", "stochastic"),
+        default="training",
+        help="expert checkpoint: best training-run evaluation (default), or best over "
+        "--select-episodes stochastic episodes per checkpoint (for runs whose deterministic "
+        "evaluations mislead, e.g. Ant)",
+    )
     lv.add_argument("--num-envs", type=int, default=10)
     lv.add_argument("--obs-mode", choices=("reference", "local"), default="reference")
     lv.add_argument("--agent-obsk", type=int, default=1)

@@ -33,7 +33,11 @@ SB3 PPO defaults + VecNormalize; wall = learning time, evaluation excluded):
   evaluation returns (3 episodes) -39 @ 27k, 743 @ 80k, 997 @ 106k, 275 @ 133k,
   1244 @ 160k, 1318 @ 201k (best). Far from the paper's expert (~2785 in v2): more
   steps (``--total-steps 1000000`` resumes it) are needed for an expert level.
-* Ant-2x4: not run here (same command; PPO needs >= 1e6 steps on Ant).
+* Ant-2x4: 600,064 steps in 1526 s (393 steps/s; run as 200k, resumed to 400k, then to
+  600k); evaluation returns (5 deterministic episodes) 765 @ 27k (stands still: best
+  by this measure, but it falls at once when its actions are sampled), 22-481 up to
+  400k, 629 @ 455k, 677 @ 535k, 418 @ 600k. PPO with default settings learns Ant
+  slowly; generate its levels with ``--expert-select stochastic``.
 * SAC (``--algo sac``) runs at ~94 env steps/s on these machines: an expert Hopper
   (1e6 steps) would take ~3 h, hence PPO.
 """

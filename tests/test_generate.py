@@ -170,3 +170,33 @@ def test_batch_to_episodes_row_convention() -> None:
     first = batch_to_episodes(batch, keep=1)
     np.testing.assert_array_equal(first["observations"][:, 0, 0], [0, 2, 4])
     np.testing.assert_array_equal(first["episode_won"], [True])
+
+
+def test_mamujoco_subcommand_forwards_to_generate_mamujoco(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``python -m omiga_pl.generate mamujoco ...`` is the MaMuJoCo generator's CLI (nothing trained)."""
+    from omiga_pl.generate import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mamujoco", "levels", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert (
+        "omiga_pl.generate_mamujoco" in out
+        and "--behaviour-dir" in out
+        and "--select-episodes" in out
+        and "--expert-select" in out
+    )
+    # The generator's own error path: a missing source file is a one-line error, status 2.
+    code = main(
+        ["mamujoco", "convert", str(tmp_path / "missing.h5"), str(tmp_path / "out.h5"), "--obs-mode", "local"]
+    )
+    assert code == 2
+    assert capsys.readouterr().err.startswith("omiga_pl.generate_mamujoco: error:")
+
+
+def test_mamujoco_subcommand_through_the_module_cli(cli: Cli) -> None:
+    proc = cli("mamujoco", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "levels" in proc.stdout and "convert" in proc.stdout

@@ -166,3 +166,12 @@ def test_level_selection_from_behaviour_progress():
     picked = pick_levels(progress)
     assert picked["expert"]["step"] == 40  # best evaluation
     assert picked["medium"]["step"] == 20  # closest to 2700 / 3 = 900, before the expert
+
+
+def test_medium_is_the_candidate_closest_to_a_third_of_the_expert():
+    from omiga_pl.generate_mamujoco import choose_medium
+
+    # Stochastic multi-episode returns per checkpoint; expert dataset mean 1000 -> target 333.
+    candidates = {30: 700.0, 10: -40.0, 20: 300.0, 40: 1000.0}
+    assert choose_medium(candidates, 1000.0) == 20
+    assert choose_medium({20: 350.0, 10: 250.0}, 900.0) == 10  # tie (both 50 from 300): the earlier one
