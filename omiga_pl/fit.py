@@ -157,6 +157,66 @@ def default_run_name(config: DictConfig, card: dict[str, Any], data_path: Path) 
     return f"{config.algo.name}_{scenario}_{data_path.stem}_s{config.seed}_{stamp}"
 
 
+def build_callbacks(
+    config: DictConfig,
+    card: dict[str, Any],
+    run_dir: Path,
+    family: str,
+    scenario: str,
+    env_kwargs: dict[str, Any],
+) -> tuple[list[L.Callback], EvaluationCallback | None]:
+    """Checkpoints every ``log.checkpoint_every`` updates (and at the end); evaluation if on."""
+    callbacks: list[L.Callback] = [
+        UpdateCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="step={step}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=config.log.checkpoint_every,
+            save_top_k=-1,
+            save_last=True,
+        )
+    ]
+    if not config.eval.enabled:
+        return callbacks, None
+    references = card.get("reference_returns") or {}
+    # Normalised score: 0 = random behaviour, 100 = the card's expert (or, for generated
+    # SMAX data, the best behaviour policy).
+    low, high = references.get("random"), references.get("expert", references.get("behaviour_best"))
+    eval_callback = EvaluationCallback(
+        make_env=lambda: make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs),
+        every=config.eval.every,
+        seed=config.seed + config.eval.seed_offset,
+        reference_returns=(low, high) if low is not None and high is not None else None,
+        results_file=run_dir / "eval.jsonl",
+    )
+    return [*callbacks, eval_callback], eval_callback
+
+
+def build_trainer(config: DictConfig, run_name: str, callbacks: list[L.Callback]) -> L.Trainer:
+    """A ``lightning.Trainer`` whose device, strategy and precision come straight from ``trainer.*``."""
+    trainer_cfg = config.trainer
+    return L.Trainer(
+        accelerator=trainer_cfg.accelerator,
+        devices=trainer_cfg.devices,
+        num_nodes=trainer_cfg.num_nodes,
+        strategy=trainer_cfg.strategy,
+        precision=trainer_cfg.precision,
+        max_steps=trainer_cfg.max_steps,
+        max_epochs=-1,  # offline RL: a number of updates over an endless sampler
+        deterministic=trainer_cfg.deterministic,
+        enable_progress_bar=trainer_cfg.enable_progress_bar,
+        logger=TensorBoardLogger(
+            save_dir=config.log.out_dir, name=run_name, version="", default_hp_metric=False
+        ),
+        callbacks=callbacks,
+        log_every_n_steps=config.log.log_every,  # the module and eval callback write their own scalars
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        enable_model_summary=is_rank_zero(),
+    )
+
+
 def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
     """Build everything from ``config`` and fit; returns a small summary dict."""
     if config.threads:
@@ -214,52 +274,8 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
     )
     module.experiment_config = resolved
 
-    callbacks: list[L.Callback] = [
-        UpdateCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="step={step}",
-            auto_insert_metric_name=False,
-            every_n_train_steps=config.log.checkpoint_every,
-            save_top_k=-1,
-            save_last=True,
-        )
-    ]
-    eval_callback = None
-    if config.eval.enabled:
-        references = card.get("reference_returns") or {}
-        # Normalised score: 0 = random behaviour, 100 = the card's expert (or, for
-        # generated SMAX data, the best behaviour policy).
-        low, high = references.get("random"), references.get("expert", references.get("behaviour_best"))
-        eval_callback = EvaluationCallback(
-            make_env=lambda: make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs),
-            every=config.eval.every,
-            seed=config.seed + config.eval.seed_offset,
-            reference_returns=(low, high) if low is not None and high is not None else None,
-            results_file=run_dir / "eval.jsonl",
-        )
-        callbacks.append(eval_callback)
-
-    trainer_cfg = config.trainer
-    trainer = L.Trainer(
-        accelerator=trainer_cfg.accelerator,
-        devices=trainer_cfg.devices,
-        num_nodes=trainer_cfg.num_nodes,
-        strategy=trainer_cfg.strategy,
-        precision=trainer_cfg.precision,
-        max_steps=trainer_cfg.max_steps,
-        max_epochs=-1,
-        deterministic=trainer_cfg.deterministic,
-        enable_progress_bar=trainer_cfg.enable_progress_bar,
-        logger=TensorBoardLogger(
-            save_dir=config.log.out_dir, name=run_name, version="", default_hp_metric=False
-        ),
-        callbacks=callbacks,
-        log_every_n_steps=config.log.log_every,  # the module and eval callback write their own scalars
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-        enable_model_summary=is_rank_zero(),
-    )
+    callbacks, eval_callback = build_callbacks(config, card, run_dir, family, scenario, env_kwargs)
+    trainer = build_trainer(config, run_name, callbacks)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     wall = time.perf_counter() - start
