@@ -153,34 +153,39 @@ def test_config_errors_and_missing_checkpoint(tmp_path, capsys):
     assert "--config is required" in error_of(capsys)
 
 
+def run_cli(tmp_path, *args):
+    """``python -m omiga_pl.fit ARGS`` in a subprocess (DDP re-launches sys.argv for rank 1)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "NODE_RANK")}
+    cmd = [sys.executable, "-m", "omiga_pl.fit", *args, f"log.out_dir={tmp_path / 'runs'}", *QUIET]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 @pytest.mark.slow
-def test_ddp_two_cpu_processes(tmp_path, smax_3m_file):
-    cmd = [
-        sys.executable,
-        "-m",
-        "omiga_pl.fit",
-        "--config",
-        SMAC,
-        "--config",
-        str(ROOT / "conf/trainer/ddp.yaml"),
+def test_ddp_two_cpu_processes_and_exact_resume(tmp_path, smax_3m_file):
+    ddp = ["--config", SMAC, "--config", str(ROOT / "conf/trainer/ddp.yaml")]
+    common = [
         f"data.path={smax_3m_file}",
-        "trainer.max_steps=20",
         "eval.every=10",
         "eval.episodes=2",
         "log.log_every=5",
         "log.checkpoint_every=10",
-        f"log.out_dir={tmp_path / 'runs'}",
-        *QUIET,
+        "trainer.max_steps=20",
     ]
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "NODE_RANK")}
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()  # both ranks used rank 0's run directory
+    done = run_cli(tmp_path, *ddp, *common, "log.run_name=ddp")
+    run_dir = tmp_path / "runs" / "ddp"
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]  # rank 1 used rank 0's run dir
     checkpoint = load(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 20
     evals = (run_dir / "eval.jsonl").read_text().splitlines()
     assert [json.loads(e)["step"] for e in evals] == [10, 20]  # rank 0 only: no duplicates
     assert done.stdout.count("[omiga_pl] done") == 1
+    # Resume the 2-process run from update 10: bit-identical to the straight run at 20.
+    run_cli(tmp_path, "--resume", str(run_dir / "checkpoints" / "step=10.ckpt"), "log.run_name=ddp_resumed")
+    resumed = load(tmp_path / "runs" / "ddp_resumed" / "checkpoints" / "step=20.ckpt")
+    for key, value in load(run_dir / "checkpoints" / "step=20.ckpt")["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
 
 
 def test_final_update_is_checkpointed_and_resume_continues_in_the_run_dir(tmp_path, smax_3m_file):
