@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -47,6 +50,15 @@ def make_episodes(
         data.terminations[ends[-1]] = False
         data.truncations[ends[-1]] = True
     return data
+
+
+def source_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (to prove an import left its source untouched)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture

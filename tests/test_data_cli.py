@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_episodes
+from conftest import make_episodes, source_hashes
 
 from omiga_pl.data import registry
 from omiga_pl.data.__main__ import main
@@ -17,14 +15,6 @@ from omiga_pl.data.formats.native import read_card, read_native, write_native
 from omiga_pl.data.formats.synthetic import write_omar, write_smac_episodes
 
 LENGTHS = [4, 6, 3, 5]
-
-
-def source_hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

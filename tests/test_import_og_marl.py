@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import source_hashes
 
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_native, write_native
@@ -24,14 +23,6 @@ pytest.importorskip("tensorstore")
 from omiga_pl.data.formats.synthetic import write_og_marl_vault
 
 LENGTHS = [5, 3, 7, 4]
-
-
-def source_hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import source_hashes
 
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_native, write_native
@@ -19,14 +19,6 @@ from omiga_pl.errors import DatasetError
 
 # 11 files: natural order puts 10.pt last, plain string order would put it third.
 LENGTHS = [4, 2, 6, 3, 5, 2, 7, 3, 4, 2, 5]
-
-
-def source_hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
