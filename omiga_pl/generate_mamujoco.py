@@ -428,19 +428,7 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def convert(src: str, dst: str, obs_mode: str, overwrite: bool = False) -> dict[str, Any]:
     """Rewrite a generated file with its observations in ``obs_mode`` (no simulator needed)."""
     raw, card = read_raw(src)
-    # Sizes and statistics are recomputed by the writer; a stale copy would override them.
-    derived = {
-        "format",
-        "format_version",
-        "n_agents",
-        "obs_dim",
-        "state_dim",
-        "has_states",
-        "action_type",
-        "action_dim",
-        "sha256",
-    }
-    card = {k: v for k, v in card.items() if k not in derived}
+    # write_native recomputes sizes, statistics and sha256 from the converted data.
     card["obs_mode"] = obs_mode
     card["converted_from"] = str(src)
     return write_mamujoco(dst, raw, card, overwrite=overwrite)

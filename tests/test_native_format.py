@@ -169,3 +169,12 @@ def test_env_mismatches_name_field_expected_and_found(tmp_path):
     check_dataset_matches_env(path, make_episodes([3]), SPEC_3M)
     with pytest.raises(DatasetError, match="card records '3m' but the config asks for '5m_vs_6m'"):
         check_card_matches_env(path, {"scenario": "3m"}, None, "5m_vs_6m")
+
+
+def test_card_cannot_override_what_the_file_determines(tmp_path):
+    stale = {"obs_dim": 999, "n_episodes": 7, "sha256": "0" * 64, "format_version": 0, "quality": "kept"}
+    card = write_native(tmp_path / "d.h5", make_episodes([3, 4]), stale)
+    stored = read_card(tmp_path / "d.h5")
+    assert stored["obs_dim"] == card["obs_dim"] == 75
+    assert stored["n_episodes"] == 2 and stored["quality"] == "kept"
+    assert "sha256" not in stored and card["sha256"] == sha256_file(tmp_path / "d.h5")

@@ -256,7 +256,11 @@ def write_native(
 
     path = Path(path)
     data.validate(path)
+    # What the file itself determines (format, sizes, statistics) always wins over the
+    # given card, so a card copied from another file can never carry stale facts; its
+    # sha256 is dropped and recomputed once the file exists.
     full_card = {
+        **{key: value for key, value in card.items() if key != "sha256"},
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "n_agents": data.n_agents,
@@ -265,7 +269,6 @@ def write_native(
         "has_states": data.states is not None,
         "action_type": data.action_type,
         "action_dim": data.action_dim,
-        **card,
         **dataset_statistics(data),
     }
     with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as handle:
