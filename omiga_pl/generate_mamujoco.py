@@ -16,15 +16,16 @@ training transition). From such a run directory, ``levels`` writes:
   noisy and use another convention (HalfCheetah: a checkpoint evaluated at 275 ± 586 on 3
   deterministic episodes gave a "medium" at 2/3 of the expert). ``--select-episodes 0``
   falls back to those evaluations;
-* ``medium-replay``: every training episode recorded up to the medium checkpoint (PPO
-  has no replay buffer; its rollouts up to that point play the part D4RL's SAC replay
-  buffer plays);
+* ``medium-replay``: every training episode recorded up to the medium checkpoint: for
+  TD3 and SAC exactly the contents of the replay buffer at that point, as in D4RL (for
+  PPO, which has no replay buffer, its rollouts up to that point play that part);
 * ``medium-expert``: medium and expert concatenated;
 
 plus uniform-random episodes whose mean return is the ``random`` reference. Every card
 carries ``reference_returns = {"random", "expert"}`` (expert = the expert dataset's mean
 return) for ``eval/normalized_score``. Behaviour episodes sample the stochastic policy
-(as D4RL); joint actions are split onto the agents with gymnasium-robotics' mapping.
+(as D4RL; TD3: greedy action + the run's Gaussian exploration noise); joint actions are
+split onto the agents with gymnasium-robotics' mapping.
 
 Files store what both observation modes need: ``observations`` in the card's
 ``obs_mode`` (what training reads), and the extra datasets ``global_states`` [rows, G]
@@ -213,14 +214,24 @@ def rollout(env: MaMuJoCoVecEnv, policy: Any, episodes: int, seed: int) -> RawEp
 
 
 def sb3_policy(behaviour_dir: Path, step: int, deterministic: bool = False) -> Any:
-    """A joint-action policy from ``ckpt_<step>.zip`` and its observation normaliser."""
+    """A joint-action policy from ``ckpt_<step>.zip`` and its observation normaliser.
+
+    Stochastic actions are the policy's own samples for PPO and SAC (drawn from torch's
+    generator) and, for TD3, whose policy is deterministic, the greedy action plus the
+    Gaussian exploration noise the run trained with (drawn from the rollout's ``rng``),
+    clipped to [-1, 1].
+    """
     import pickle
 
-    from stable_baselines3 import PPO, SAC
+    from stable_baselines3 import PPO, SAC, TD3
 
     progress = json.loads((behaviour_dir / "progress.json").read_text())
-    cls = PPO if progress["algo"] == "ppo" else SAC
+    algo = progress["algo"]
+    cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
     model = cls.load(str(behaviour_dir / f"ckpt_{step}.zip"), device="cpu")
+    noise_std = (
+        0.0 if deterministic else float(progress.get("hyperparameters", {}).get("action_noise_std", 0.0))
+    )
     with open(behaviour_dir / f"vecnorm_{step}.pkl", "rb") as handle:
         vecnorm = pickle.load(handle)
 
@@ -231,6 +242,8 @@ def sb3_policy(behaviour_dir: Path, step: int, deterministic: bool = False) -> A
             vecnorm.clip_obs,
         )
         actions, _ = model.predict(obs.astype(np.float32), deterministic=deterministic)
+        if noise_std > 0.0:
+            actions = actions + rng.normal(0.0, noise_std, actions.shape)
         return np.clip(actions, -1.0, 1.0)
 
     return act
@@ -382,11 +395,17 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     behaviour = (
         f"stable-baselines3 {progress['algo'].upper()} on the joint {scenario} task (seed {progress['seed']})"
     )
+    noise_std = progress.get("hyperparameters", {}).get("action_noise_std")
+    sampling = (
+        f"greedy actions plus Gaussian noise (std {noise_std}), clipped to [-1, 1]"
+        if progress["algo"] == "td3"
+        else "stochastic actions"
+    )
     sources = {
         "expert": f"{behaviour}, checkpoint {picked['expert']['step']} steps (return "
-        f"{picked['expert']['eval_return_mean']:.1f}; {expert_how}), stochastic actions",
+        f"{picked['expert']['eval_return_mean']:.1f}; {expert_how}), {sampling}",
         "medium": f"{behaviour}, checkpoint {picked['medium']['step']} steps (return "
-        f"{picked['medium']['eval_return_mean']:.1f}; {medium_how}), stochastic actions",
+        f"{picked['medium']['eval_return_mean']:.1f}; {medium_how}), {sampling}",
         "medium-replay": f"{behaviour}: every training episode up to the medium checkpoint "
         f"({picked['medium']['step']} steps)",
         "medium-expert": "medium and expert datasets concatenated",

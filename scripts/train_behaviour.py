@@ -107,6 +107,59 @@ class JointTaskEnv(gym.Env):
         return g.astype(np.float64), reward, terminated, truncated, {}
 
 
+ALGOS = ("td3", "sac", "ppo")
+
+
+def hyperparameters(algo: str, total_steps: int) -> dict[str, Any]:
+    """Settings that differ from stable-baselines3's defaults, recorded in progress.json.
+
+    TD3 follows Fujimoto et al. (2018): two 256-unit layers, batch 100, learning rate 1e-3,
+    Gaussian exploration noise 0.1, 10k uniform-random warm-up steps. SAC follows D4RL's
+    behaviour agents (256-256, batch 256). PPO keeps SB3's defaults. Off-policy replay
+    buffers hold the whole planned run (at most 1M transitions); a run extended past
+    that forgets its oldest transitions first.
+    """
+    buffer_size = min(1_000_000, total_steps)
+    if algo == "td3":
+        return {
+            "net_arch": [256, 256],
+            "batch_size": 100,
+            "learning_rate": 1e-3,
+            "learning_starts": 10_000,
+            "action_noise_std": 0.1,
+            "buffer_size": buffer_size,
+        }
+    if algo == "sac":
+        return {
+            "net_arch": [256, 256],
+            "batch_size": 256,
+            "learning_starts": 10_000,
+            "buffer_size": buffer_size,
+        }
+    return {}
+
+
+def algo_class(algo: str) -> Any:
+    from stable_baselines3 import PPO, SAC, TD3
+
+    return {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
+
+
+def algo_kwargs(progress: dict[str, Any], action_dim: int) -> dict[str, Any]:
+    """Constructor arguments for a fresh learner from the recorded hyperparameters."""
+    hp = dict(progress.get("hyperparameters", {}))
+    kwargs: dict[str, Any] = {}
+    if "net_arch" in hp:
+        kwargs["policy_kwargs"] = {"net_arch": hp.pop("net_arch")}
+    noise_std = hp.pop("action_noise_std", None)
+    if noise_std is not None:
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(action_dim), np.full(action_dim, noise_std))
+    kwargs.update(hp)
+    return kwargs
+
+
 def save_episodes(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
     """Episodes back to back with their lengths (rows: L + 1 per episode)."""
     if not episodes:
@@ -142,7 +195,7 @@ def evaluate(model: Any, vecnorm: Any, scenario: str, episodes: int, seed: int) 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="Hopper-3x1")
-    parser.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
+    parser.add_argument("--algo", choices=ALGOS, default="td3")
     parser.add_argument("--total-steps", type=int, default=1_000_000)
     parser.add_argument("--checkpoint-every", type=int, default=25_000)
     parser.add_argument("--eval-episodes", type=int, default=5)
@@ -152,7 +205,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             "scenario": args.scenario,
             "algo": args.algo,
             "seed": args.seed,
+            "hyperparameters": hyperparameters(args.algo, args.total_steps),
             "steps": 0,
             "wall_seconds": 0.0,
             "checkpoints": [],
@@ -171,17 +224,27 @@ def main(argv: list[str] | None = None) -> None:
     )
     joint_env = JointTaskEnv(args.scenario)
     venv = DummyVecEnv([lambda: joint_env])
-    algo_cls = PPO if args.algo == "ppo" else SAC
+    algo_cls = algo_class(progress["algo"])
+    buffer_path = args.out / "replay_buffer.pkl"
     if progress["steps"]:
         step = progress["steps"]
         vecnorm = VecNormalize.load(str(args.out / f"vecnorm_{step}.pkl"), venv)
         model = algo_cls.load(str(args.out / f"ckpt_{step}.zip"), env=vecnorm)
+        if hasattr(model, "load_replay_buffer"):
+            # Off-policy learners continue from their whole replay buffer, not an empty one.
+            model.load_replay_buffer(str(buffer_path))
         print(f"resuming {args.out} at {step} steps", flush=True)
     else:
         # Normalised observations (not rewards: the recorded rewards stay raw anyway).
         vecnorm = VecNormalize(venv, norm_obs=True, norm_reward=args.algo == "ppo")
-        kwargs = {"policy_kwargs": {"net_arch": [256, 256]}} if args.algo == "sac" else {}
-        model = algo_cls("MlpPolicy", vecnorm, seed=args.seed, verbose=0, device="cpu", **kwargs)
+        model = algo_cls(
+            "MlpPolicy",
+            vecnorm,
+            seed=args.seed,
+            verbose=0,
+            device="cpu",
+            **algo_kwargs(progress, joint_env.action_space.shape[0]),
+        )
     while progress["steps"] < args.total_steps:
         chunk = min(args.checkpoint_every, args.total_steps - progress["steps"])
         start = time.perf_counter()
@@ -192,6 +255,10 @@ def main(argv: list[str] | None = None) -> None:
         model.save(str(args.out / f"ckpt_{step}.zip"))
         vecnorm.save(str(args.out / f"vecnorm_{step}.pkl"))
         save_episodes(args.out / f"replay_{step}.npz", joint_env.finished)
+        if hasattr(model, "save_replay_buffer"):
+            tmp_buffer = buffer_path.with_suffix(".tmp.pkl")
+            model.save_replay_buffer(str(tmp_buffer))
+            tmp_buffer.replace(buffer_path)
         n_done = len(joint_env.finished)
         joint_env.finished = []
         returns = evaluate(model, vecnorm, args.scenario, args.eval_episodes, seed=10_000 + step)
