@@ -94,6 +94,21 @@ class RawEpisodes:
         starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         return np.add.reduceat(self.rewards.astype(np.float64), starts)
 
+    def select(self, episodes: np.ndarray) -> RawEpisodes:
+        """The episodes at indices ``episodes`` [K], in that order."""
+        steps = np.concatenate([[0], np.cumsum(self.lengths)])
+        rows = steps + np.arange(steps.size)  # each episode holds one more row than steps
+        step_idx = np.concatenate([np.arange(steps[e], steps[e + 1]) for e in episodes])
+        row_idx = np.concatenate([np.arange(rows[e], rows[e + 1]) for e in episodes])
+        return RawEpisodes(
+            global_states=self.global_states[row_idx],
+            local_observations=self.local_observations[row_idx],
+            actions=self.actions[step_idx],
+            rewards=self.rewards[step_idx],
+            lengths=self.lengths[episodes],
+            terminated=self.terminated[episodes],
+        )
+
 
 def to_native(raw: RawEpisodes, obs_mode: str, n_agents: int) -> EpisodeDataset:
     """Native dataset in ``obs_mode`` (reference: no ``states``; local: global states)."""
@@ -386,9 +401,21 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             env, sb3_policy(bdir, picked["medium"]["step"]), args.episodes, seed=args.seed + 2
         )
         timings["medium"] = time.perf_counter() - t
+    replay_how = ""
     if "medium-replay" in args.levels:
         t = time.perf_counter()
-        raws["medium-replay"] = replay_episodes(bdir, picked["medium"]["step"], env.spec.n_agents, env)
+        replay = replay_episodes(bdir, picked["medium"]["step"], env.spec.n_agents, env)
+        n_replay = replay.lengths.size
+        if args.replay_fraction < 1.0:
+            # A seeded uniform subset of episodes keeps the mix of qualities across training.
+            keep = round(args.replay_fraction * n_replay)
+            chosen = np.random.default_rng(args.seed + 4).choice(n_replay, size=keep, replace=False)
+            replay = replay.select(np.sort(chosen))
+            replay_how = (
+                f"; a seeded uniform subsample of {keep} of its {n_replay} episodes "
+                f"(--replay-fraction {args.replay_fraction}), kept in training order"
+            )
+        raws["medium-replay"] = replay
         timings["medium-replay"] = time.perf_counter() - t
     if "medium-expert" in args.levels:
         raws["medium-expert"] = RawEpisodes.concat([raws["medium"], raws["expert"]])
@@ -407,7 +434,7 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "medium": f"{behaviour}, checkpoint {picked['medium']['step']} steps (return "
         f"{picked['medium']['eval_return_mean']:.1f}; {medium_how}), {sampling}",
         "medium-replay": f"{behaviour}: every training episode up to the medium checkpoint "
-        f"({picked['medium']['step']} steps)",
+        f"({picked['medium']['step']} steps){replay_how}",
         "medium-expert": "medium and expert datasets concatenated",
     }
     cards = {}
@@ -478,6 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         "--select-episodes stochastic episodes per checkpoint (for runs whose deterministic "
         "evaluations mislead, e.g. Ant)",
     )
+    lv.add_argument(
+        "--replay-fraction",
+        type=float,
+        default=1.0,
+        help="keep this seeded uniform fraction of the medium-replay episodes (0 < F <= 1; "
+        "for a file small enough to bundle)",
+    )
     lv.add_argument("--num-envs", type=int, default=10)
     lv.add_argument("--obs-mode", choices=("reference", "local"), default="reference")
     lv.add_argument("--agent-obsk", type=int, default=1)
@@ -491,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     cv.add_argument("--obs-mode", choices=("reference", "local"), required=True)
     cv.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "levels" and not 0.0 < args.replay_fraction <= 1.0:
+        parser.error(f"--replay-fraction: expected a number in (0, 1], found {args.replay_fraction}")
     try:
         if args.command == "levels":
             levels(args)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from omiga_pl.data.formats.native import read_card, read_native
-from omiga_pl.generate_mamujoco import sb3_policy
+from omiga_pl.generate_mamujoco import RawEpisodes, sb3_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train_behaviour.py"), "--scenario", "Hopper-3x1"]
@@ -75,7 +75,7 @@ def test_levels_from_a_td3_run(behaviour_dir: Path, tmp_path: Path) -> None:
         str(behaviour_dir),
     ]
     argv += ["--episodes", "3", "--random-episodes", "3", "--select-episodes", "2", "--num-envs", "3"]
-    run([*argv, "--out-dir", str(out), "--prefix", "hop"], cwd=ROOT)
+    run([*argv, "--replay-fraction", "0.5", "--out-dir", str(out), "--prefix", "hop"], cwd=ROOT)
     cards = {
         level: read_card(out / f"hop_{level}.h5")
         for level in ("expert", "medium", "medium_replay", "medium_expert")
@@ -95,4 +95,48 @@ def test_levels_from_a_td3_run(behaviour_dir: Path, tmp_path: Path) -> None:
     progress = json.loads((behaviour_dir / "progress.json").read_text())
     medium_step = int(cards["medium"]["behaviour_policy"].split("checkpoint ")[1].split(" ")[0])
     expected = sum(c["train_episodes"] for c in progress["checkpoints"] if c["step"] <= medium_step)
-    assert episodes["medium_replay"] == expected
+    assert episodes["medium_replay"] == round(0.5 * expected) > 0
+    assert (
+        f"subsample of {round(0.5 * expected)} of its {expected} episodes"
+        in cards["medium_replay"]["behaviour_policy"]
+    )
+
+
+def test_select_keeps_whole_episodes() -> None:
+    # Episodes of 2, 1 and 3 steps: rows 3 + 2 + 4, each row tagged by (episode, row in it).
+    lengths = np.array([2, 1, 3])
+    rows = np.array([10, 11, 12, 20, 21, 30, 31, 32, 33], dtype=np.float32)
+    steps = np.array([1, 2, 5, 7, 8, 9], dtype=np.float32)
+    raw = RawEpisodes(
+        global_states=rows[:, None],
+        local_observations=rows[:, None, None],
+        actions=steps[:, None, None],
+        rewards=steps,
+        lengths=lengths,
+        terminated=np.array([True, False, True]),
+    )
+    picked = raw.select(np.array([0, 2]))
+    np.testing.assert_array_equal(picked.global_states[:, 0], [10, 11, 12, 30, 31, 32, 33])
+    np.testing.assert_array_equal(picked.rewards, [1, 2, 7, 8, 9])
+    np.testing.assert_array_equal(picked.lengths, [2, 3])
+    np.testing.assert_array_equal(picked.terminated, [True, True])
+    np.testing.assert_array_equal(picked.returns(), [3, 24])
+
+
+def test_replay_fraction_out_of_range_is_refused(behaviour_dir: Path, tmp_path: Path) -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "omiga_pl.generate_mamujoco",
+        "levels",
+        "--behaviour-dir",
+        str(behaviour_dir),
+    ]
+    done = subprocess.run(
+        [*argv, "--replay-fraction", "0", "--out-dir", str(tmp_path), "--prefix", "x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--replay-fraction: expected a number in (0, 1], found 0.0" in done.stderr
+    assert not list(tmp_path.iterdir())
