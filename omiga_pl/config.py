@@ -66,6 +66,10 @@ class AlgoConfig:
     lr_policy: float = 5e-4
     # Gradient-norm clip applied to each parameter group separately; <= 0 disables.
     grad_clip: float = 1.0
+    # Continuous actions: dataset actions are clipped to (-1 + eps, 1 - eps) before atanh
+    # in the policy's log-probability. 1e-7 is the reference's value; on datasets with many
+    # saturated actions (exactly +-1) a larger eps (1e-3) fits them far better (data/README.md).
+    action_eps: float = 1e-7
     # Hidden layer sizes of every per-agent MLP (Q, V, policy).
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     # Hidden units of the state-conditioned mixer.
@@ -193,6 +197,10 @@ def _check_values(config: DictConfig) -> None:
         raise ConfigError(f"config: key 'algo.tau': expected a value in (0, 1], found {config.algo.tau}")
     if not 0.0 <= config.algo.gamma <= 1.0:
         raise ConfigError(f"config: key 'algo.gamma': expected a value in [0, 1], found {config.algo.gamma}")
+    if not 0.0 < config.algo.action_eps < 1.0:
+        raise ConfigError(
+            f"config: key 'algo.action_eps': expected a value in (0, 1), found {config.algo.action_eps}"
+        )
     if config.algo.name != "omiga":
         raise ConfigError(f"config: key 'algo.name': expected one of ['omiga'], found '{config.algo.name}'")
     if config.algo.adam_impl not in ("foreach", "fused", "for-loop"):

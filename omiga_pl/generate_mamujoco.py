@@ -37,7 +37,8 @@ the agents' observations, as in the reference.
 Example (the bundled Hopper files; data/README.md lists every task's commands)::
 
     python -m omiga_pl.generate_mamujoco levels --behaviour-dir behaviour/Hopper-3x1 \
-        --episodes 50 --random-episodes 100 --out-dir data --prefix mamujoco_hopper_3x1
+        --expert-select stochastic --episodes 30 --random-episodes 100 \
+        --replay-fraction 0.6 --out-dir data --prefix mamujoco_hopper_3x1
 """
 
 from __future__ import annotations
@@ -228,6 +229,13 @@ def rollout(env: MaMuJoCoVecEnv, policy: Any, episodes: int, seed: int) -> RawEp
     return RawEpisodes.concat(parts)
 
 
+def behaviour_algo_class(algo: str) -> Any:
+    """The stable-baselines3 class of a behaviour run's ``algo`` ("td3", "sac" or "ppo")."""
+    from stable_baselines3 import PPO, SAC, TD3
+
+    return {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
+
+
 def sb3_policy(behaviour_dir: Path, step: int, deterministic: bool = False) -> Any:
     """A joint-action policy from ``ckpt_<step>.zip`` and its observation normaliser.
 
@@ -238,12 +246,8 @@ def sb3_policy(behaviour_dir: Path, step: int, deterministic: bool = False) -> A
     """
     import pickle
 
-    from stable_baselines3 import PPO, SAC, TD3
-
     progress = json.loads((behaviour_dir / "progress.json").read_text())
-    algo = progress["algo"]
-    cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
-    model = cls.load(str(behaviour_dir / f"ckpt_{step}.zip"), device="cpu")
+    model = behaviour_algo_class(progress["algo"]).load(str(behaviour_dir / f"ckpt_{step}.zip"), device="cpu")
     noise_std = (
         0.0 if deterministic else float(progress.get("hyperparameters", {}).get("action_noise_std", 0.0))
     )

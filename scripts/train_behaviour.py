@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
+from omiga_pl.generate_mamujoco import behaviour_algo_class
 
 
 class JointTaskEnv(gym.Env):
@@ -139,12 +140,6 @@ def hyperparameters(algo: str, total_steps: int) -> dict[str, Any]:
     return {}
 
 
-def algo_class(algo: str) -> Any:
-    from stable_baselines3 import PPO, SAC, TD3
-
-    return {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
-
-
 def algo_kwargs(progress: dict[str, Any], action_dim: int) -> dict[str, Any]:
     """Constructor arguments for a fresh learner from the recorded hyperparameters."""
     hp = dict(progress.get("hyperparameters", {}))
@@ -224,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     joint_env = JointTaskEnv(args.scenario)
     venv = DummyVecEnv([lambda: joint_env])
-    algo_cls = algo_class(progress["algo"])
+    algo_cls = behaviour_algo_class(progress["algo"])
     buffer_path = args.out / "replay_buffer.pkl"
     if progress["steps"]:
         step = progress["steps"]

@@ -48,6 +48,7 @@ def test_overrides_are_typed():
         ),
         (["data.batch_size=0"], "key 'data.batch_size': expected a positive value, found 0"),
         (["algo.tau=2"], "key 'algo.tau': expected a value in (0, 1], found 2.0"),
+        (["algo.action_eps=1"], "key 'algo.action_eps': expected a value in (0, 1), found 1.0"),
         (["trainer.precision=16-mixed"], "key 'trainer.precision': float16"),
         (["seed"], "override 'seed' is not of the form key=value"),
     ],

@@ -152,3 +152,19 @@ def test_unknown_action_type_is_a_config_error():
     dims = dict(n_agents=2, obs_dim=3, state_dim=6, action_type="hybrid", action_dim=1)
     with pytest.raises(ConfigError, match="action type"):
         OmigaModule(dims, asdict(AlgoConfig()))
+
+
+def test_action_eps_sets_where_saturated_actions_are_clipped():
+    """algo.action_eps reaches the policy: a saturated action scores as 1 - eps would."""
+    torch.manual_seed(0)
+    obs, saturated = torch.randn(4, 2, 3), torch.ones(4, 2, 1)
+    for eps in (1e-7, 1e-3):
+        module = continuous_module(action_eps=eps)
+        assert module.policy.action_eps == eps
+        log_p, _ = module.policy.log_prob_and_entropy(obs, saturated)
+        mean, log_std = module.policy.mean_and_log_std(obs)
+        u = math.atanh(float(torch.tensor(1.0 - eps)))  # float32 rounding, as the policy sees it
+        by_hand = Normal(mean, log_std.exp()).log_prob(torch.full_like(mean, u)) - math.log(
+            1 - math.tanh(u) ** 2
+        )
+        torch.testing.assert_close(log_p, by_hand.sum(-1), rtol=1e-4, atol=1e-3)

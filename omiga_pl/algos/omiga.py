@@ -74,8 +74,12 @@ class OmigaModule(L.LightningModule):
             self.q = AgentMLP(d.n_agents, d.obs_dim, hidden, d.action_dim)
         self.v = AgentMLP(d.n_agents, d.obs_dim, hidden, 1)
         self.mixer = Mixer(d.state_dim, d.n_agents, self.cfg.mixer_hidden)
-        policy_cls = TanhGaussianPolicy if self.continuous else CategoricalPolicy
-        self.policy = policy_cls(d.n_agents, d.obs_dim, d.action_dim, hidden)
+        if self.continuous:
+            self.policy = TanhGaussianPolicy(
+                d.n_agents, d.obs_dim, d.action_dim, hidden, action_eps=self.cfg.action_eps
+            )
+        else:
+            self.policy = CategoricalPolicy(d.n_agents, d.obs_dim, d.action_dim, hidden)
         # Targets are registered, frozen submodules: they live in the checkpoint.
         self.q_target = _frozen_copy(self.q)
         self.v_target = _frozen_copy(self.v)

@@ -79,11 +79,20 @@ class TanhGaussianPolicy(nn.Module):
     """Shared per-agent tanh-squashed Gaussian: trunk MLP (one-hot id appended), two heads.
 
     ``mean_and_log_std``: observations [B, N, O] -> mean, log_std [B, N, A], clamped to
-    [-9, 9] and [-5, 2]. Deterministic action: ``tanh(mean)``.
+    [-9, 9] and [-5, 2]. Deterministic action: ``tanh(mean)``. Dataset actions are
+    clipped to (-1 + ``action_eps``, 1 - ``action_eps``) for their log-probability.
     """
 
-    def __init__(self, n_agents: int, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int]) -> None:
+    def __init__(
+        self,
+        n_agents: int,
+        obs_dim: int,
+        action_dim: int,
+        hidden_sizes: Sequence[int],
+        action_eps: float = ACTION_EPS,
+    ) -> None:
         super().__init__()
+        self.action_eps = action_eps
         self.trunk = hidden_stack(obs_dim + n_agents, hidden_sizes)
         in_dim = hidden_sizes[-1] if hidden_sizes else obs_dim + n_agents
         self.mean_head = nn.Linear(in_dim, action_dim)
@@ -103,7 +112,7 @@ class TanhGaussianPolicy(nn.Module):
         pre-tanh Gaussian [B, N] (a diagnostic: the squashed entropy has no closed form).
         ``avail_actions`` is ignored (continuous actions are always available)."""
         mean, log_std = self.mean_and_log_std(observations)
-        log_probs = tanh_gaussian_log_prob(mean.float(), log_std.float(), actions.float())
+        log_probs = tanh_gaussian_log_prob(mean.float(), log_std.float(), actions.float(), self.action_eps)
         entropy = (log_std.float() + 0.5 + _HALF_LOG_2PI).sum(-1)
         return log_probs, entropy
 
