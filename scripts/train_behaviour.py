@@ -18,28 +18,36 @@ Output directory layout (``--out``):
 Running the same command again continues from the last checkpoint (the unfinished
 episode at the interruption is dropped); a larger ``--total-steps`` extends a finished run.
 
-Measured (2 shared CPU cores, one torch thread, ``nice -n 10``, other jobs running;
-SB3 PPO defaults + VecNormalize; wall = learning time, evaluation excluded):
+Algorithms: ``td3`` (default; settings in :func:`hyperparameters`), ``sac`` and
+``ppo``. Off-policy runs also keep ``replay_buffer.pkl`` (the learner's whole buffer,
+rewritten at every checkpoint), so a resumed run learns from the same buffer.
 
-* Hopper-3x1: 200,704 steps in 965 s (208 env steps/s incl. recording the local
-  observations every step); evaluation returns (5 deterministic episodes) 310 @ 27k,
-  668 @ 53k, 1942 @ 106k, 2690 @ 133k (best: expert), 1337 @ 201k. It was run as
-  400k, stopped at 133k and resumed with ``--total-steps 200000``::
+Measured for the bundled datasets (TD3, seed 0, one torch thread, ``nice -n 5``, two
+runs side by side on 2 shared CPU cores, plus level generation and test runs at times;
+wall = learning time, evaluation excluded; returns = 5 greedy evaluation episodes):
 
-      nice -n 10 python scripts/train_behaviour.py --scenario Hopper-3x1 --algo ppo \
-          --total-steps 200000 --out behaviour/Hopper-3x1
+* Hopper-3x1: 240,000 steps in 2,337 s (~103 env steps/s overall; ~115/s after the
+  10k uniform warm-up steps). 733 @ 60k, 2010 @ 120k, 2509 @ 180k, 3366 @ 200k,
+  3489 @ 210k, 2580 @ 240k::
 
-* HalfCheetah-6x1 (run alongside Hopper): 200,704 steps in 742 s (271 steps/s);
-  evaluation returns (3 episodes) -39 @ 27k, 743 @ 80k, 997 @ 106k, 275 @ 133k,
-  1244 @ 160k, 1318 @ 201k (best). Far from the paper's expert (~2785 in v2): more
-  steps (``--total-steps 1000000`` resumes it) are needed for an expert level.
-* Ant-2x4: 600,064 steps in 1526 s (393 steps/s; run as 200k, resumed to 400k, then to
-  600k); evaluation returns (5 deterministic episodes) 765 @ 27k (stands still: best
-  by this measure, but it falls at once when its actions are sampled), 22-481 up to
-  400k, 629 @ 455k, 677 @ 535k, 418 @ 600k. PPO with default settings learns Ant
-  slowly; generate its levels with ``--expert-select stochastic``.
-* SAC (``--algo sac``) runs at ~94 env steps/s on these machines: an expert Hopper
-  (1e6 steps) would take ~3 h, hence PPO.
+      nice -n 5 python scripts/train_behaviour.py --scenario Hopper-3x1 --algo td3 \
+          --total-steps 400000 --checkpoint-every 10000 --out behaviour/Hopper-3x1
+
+  (stopped after the 240k checkpoint: the expert level was reached; the same command
+  resumes it.)
+* HalfCheetah-6x1: 140,000 steps in 3,026 s (~46 steps/s, sharing the cores with two
+  other jobs). 4202 @ 60k, 5641 @ 100k, 6082 @ 120k, 6838 @ 140k (stopped there; run
+  with ``--total-steps 400000 --checkpoint-every 20000``).
+* Ant-2x4: 360,000 steps in 5,852 s (~62 steps/s). 619 @ 180k, 1375 @ 200k, 1680 @
+  260k, 1841 @ 320k, 2594 @ 340k, 1924 @ 360k (stopped for time; run with
+  ``--total-steps 500000 --checkpoint-every 20000``): not yet a fully trained Ant.
+
+Speed per learner: ``taskset -c 1 python benchmarks/behaviour_speed.py`` (Hopper, one
+torch thread, the other core busy with a behaviour run): simulator + recording 2,024 env
+steps/s; TD3 77, SAC (batch 256) 34, SAC (batch 100) 46, PPO (SB3 defaults) 405. The
+gradient steps dominate: TD3 is 2.3x SAC's speed at D4RL's settings. PPO is fastest per
+step but learned far slower here (Hopper 1895 at 200k steps, Ant 453 at 600k; the
+first bundled files), which is why the bundled data now comes from TD3.
 """
 
 from __future__ import annotations
