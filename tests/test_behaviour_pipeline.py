@@ -25,6 +25,17 @@ def run(args: list[str], cwd: Path) -> str:
     return done.stdout
 
 
+def levels_argv(behaviour_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "omiga_pl.generate_mamujoco",
+        "levels",
+        "--behaviour-dir",
+        str(behaviour_dir),
+    ]
+
+
 @pytest.fixture(scope="module")
 def behaviour_dir(tmp_path_factory) -> Path:
     """400 TD3 steps in two checkpoints, then resumed to 600 (all warm-up: no learning)."""
@@ -66,14 +77,7 @@ def test_td3_behaviour_samples_greedy_action_plus_recorded_noise(behaviour_dir: 
 
 def test_levels_from_a_td3_run(behaviour_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "data"
-    argv = [
-        sys.executable,
-        "-m",
-        "omiga_pl.generate_mamujoco",
-        "levels",
-        "--behaviour-dir",
-        str(behaviour_dir),
-    ]
+    argv = levels_argv(behaviour_dir)
     argv += ["--episodes", "3", "--random-episodes", "3", "--select-episodes", "2", "--num-envs", "3"]
     run([*argv, "--replay-fraction", "0.5", "--out-dir", str(out), "--prefix", "hop"], cwd=ROOT)
     cards = {
@@ -124,14 +128,7 @@ def test_select_keeps_whole_episodes() -> None:
 
 
 def test_replay_fraction_out_of_range_is_refused(behaviour_dir: Path, tmp_path: Path) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "omiga_pl.generate_mamujoco",
-        "levels",
-        "--behaviour-dir",
-        str(behaviour_dir),
-    ]
+    argv = levels_argv(behaviour_dir)
     done = subprocess.run(
         [*argv, "--replay-fraction", "0", "--out-dir", str(tmp_path), "--prefix", "x"],
         cwd=ROOT,
