@@ -26,7 +26,7 @@ Measured for the bundled datasets (TD3, seed 0, one torch thread, ``nice -n 5``,
 runs side by side on 2 shared CPU cores, plus level generation and test runs at times;
 wall = learning time, evaluation excluded; returns = 5 greedy evaluation episodes):
 
-* Hopper-3x1: 240,000 steps in 2,337 s (~103 env steps/s overall; ~115/s after the
+* Hopper-3x1: 240,000 steps in 2,337 s (~103 env steps/s overall; 99/s after the
   10k uniform warm-up steps). 733 @ 60k, 2010 @ 120k, 2509 @ 180k, 3366 @ 200k,
   3489 @ 210k, 2580 @ 240k::
 
