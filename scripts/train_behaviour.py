@@ -225,6 +225,12 @@ def main(argv: list[str] | None = None) -> None:
             "checkpoints": [],
         }
     )
+    for key in ("algo", "scenario"):
+        if progress[key] != getattr(args, key):
+            parser.error(
+                f"{progress_path}: field '{key}': this run directory was started with "
+                f"--{key} {progress[key]}, found --{key} {getattr(args, key)} (use another --out)"
+            )
     joint_env = JointTaskEnv(args.scenario)
     venv = DummyVecEnv([lambda: joint_env])
     algo_cls = behaviour_algo_class(progress["algo"])

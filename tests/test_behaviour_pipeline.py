@@ -137,3 +137,19 @@ def test_replay_fraction_out_of_range_is_refused(behaviour_dir: Path, tmp_path: 
     )
     assert done.returncode == 2 and "--replay-fraction: expected a number in (0, 1], found 0.0" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_resuming_with_another_algo_is_refused(behaviour_dir: Path) -> None:
+    before = (behaviour_dir / "progress.json").read_text()
+    done = subprocess.run(
+        [*TRAIN, "--algo", "sac", "--total-steps", "800", "--out", str(behaviour_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 2
+    assert (
+        "progress.json: field 'algo': this run directory was started with --algo td3, found --algo sac"
+        in (done.stderr)
+    )
+    assert (behaviour_dir / "progress.json").read_text() == before
