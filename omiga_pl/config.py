@@ -16,7 +16,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from omiga_pl.algos import algorithm_config_class
+from omiga_pl.algos.base import BaseAlgoConfig
+from omiga_pl.algos.omiga import OmigaConfig
 from omiga_pl.errors import ConfigError
+
+# The default algorithm's config under its historical name.
+AlgoConfig = OmigaConfig
 
 
 @dataclass
@@ -50,35 +56,6 @@ class EnvConfig:
     # MaMuJoCo local-observation depth (gymnasium-robotics agent_obsk); null takes the
     # dataset card's, else 1.
     agent_obsk: int | None = None
-
-
-@dataclass
-class AlgoConfig:
-    name: str = "omiga"
-    # OMIGA regularisation temperature (the reference hard-codes 10 for every task).
-    alpha: float = 10.0
-    gamma: float = 0.99
-    # Polyak rate of the target nets (local Q, local V, mixer), applied every update.
-    tau: float = 0.005
-    # Adam learning rates per parameter group: local Q + mixer, local V, policy.
-    lr_q: float = 5e-4
-    lr_v: float = 5e-4
-    lr_policy: float = 5e-4
-    # Gradient-norm clip applied to each parameter group separately; <= 0 disables.
-    grad_clip: float = 1.0
-    # Continuous actions: dataset actions are clipped to (-1 + eps, 1 - eps) before atanh
-    # in the policy's log-probability. 1e-7 is the reference's value; on datasets with many
-    # saturated actions (exactly +-1) a larger eps (1e-3) fits them far better (data/README.md).
-    action_eps: float = 1e-7
-    # Hidden layer sizes of every per-agent MLP (Q, V, policy).
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    # Hidden units of the state-conditioned mixer.
-    mixer_hidden: int = 64
-    # Discrete actions: mask unavailable actions in the policy's training log-probs.
-    # The reference does not (it masks only when acting).
-    mask_unavailable_in_training: bool = False
-    # torch.optim.Adam implementation: "foreach", "fused" or "for-loop".
-    adam_impl: str = "foreach"
 
 
 @dataclass
@@ -127,7 +104,9 @@ class ExperimentConfig:
     threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    # The algorithm's keys: the schema is the dataclass registered for ``algo.name``
+    # (omiga_pl/algos/__init__.py), documented in that algorithm's module.
+    algo: BaseAlgoConfig = field(default_factory=OmigaConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -144,30 +123,55 @@ def load_config(
     """Merge ``base`` (e.g. a checkpoint's config), YAML ``files`` (in order) and dotlist
     ``overrides`` onto the schema.
 
-    Returns a struct-mode DictConfig typed by :class:`ExperimentConfig`.
+    The schema's ``algo`` section is the dataclass of the algorithm named by the last
+    source that sets ``algo.name`` (default ``omiga``), so each algorithm's keys are
+    checked against its own dataclass. Returns a struct-mode DictConfig typed by
+    :class:`ExperimentConfig`.
     """
-    config = OmegaConf.structured(ExperimentConfig)
+    sources: list[tuple[str, Any]] = []
     if base is not None:
-        config = _merge(config, base, "checkpoint config")
+        sources.append(("checkpoint config", base))
     for path in files or []:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as error:  # yaml.YAMLError and friends: report, don't trace
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
-        config = _merge(config, loaded, str(path))
+        sources.append((str(path), _read_yaml(Path(path))))
     if overrides:
         for item in overrides:
             if "=" not in item:
                 raise ConfigError(f"command line: override '{item}' is not of the form key=value")
-        config = _merge(config, OmegaConf.from_dotlist(list(overrides)), "command line")
+        sources.append(("command line", OmegaConf.from_dotlist(list(overrides))))
+    name, name_source = _algorithm_name(sources)
+    config = OmegaConf.structured(ExperimentConfig)
+    config.algo = OmegaConf.structured(algorithm_config_class(name, name_source))
+    for source, update in sources:
+        config = _merge(config, update, source, name)
     _check_values(config)
     return config
 
 
-def _merge(base: DictConfig, update: Any, source: str) -> DictConfig:
+def _read_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as error:  # yaml.YAMLError and friends: report, don't trace
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(
+            f"{path}: expected a mapping of config keys at the top level, found a {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _algorithm_name(sources: list[tuple[str, Any]]) -> tuple[str, str]:
+    """The ``algo.name`` set last among ``sources`` (and which source set it)."""
+    name, name_source = "omiga", "config"
+    for source, update in sources:
+        algo = update.get("algo") if isinstance(update, dict | DictConfig) else None
+        if isinstance(algo, dict | DictConfig) and algo.get("name") is not None:
+            name, name_source = str(algo.get("name")), source
+    return name, name_source
+
+
+def _merge(base: DictConfig, update: Any, source: str, algo_name: str = "omiga") -> DictConfig:
     try:
         return OmegaConf.merge(base, update)
     except OmegaConfBaseException as error:
@@ -175,11 +179,14 @@ def _merge(base: DictConfig, update: Any, source: str) -> DictConfig:
         reason = str(error).splitlines()[0]
         if "not in struct" in reason or ("Key '" in reason and "not in" in reason):
             reason = "unknown key"
+            if key.startswith("algo."):
+                known = ", ".join(sorted(base.algo.keys()))
+                reason += f" for algorithm '{algo_name}' (its keys: {known})"
         raise ConfigError(f"{source}: key '{key}': {reason}") from None
 
 
 def _check_values(config: DictConfig) -> None:
-    """Value checks the type system cannot express."""
+    """Value checks the type system cannot express (the algorithm's own in its ``validate``)."""
     positive = {
         "data.batch_size": config.data.batch_size,
         "trainer.max_steps": config.trainer.max_steps,
@@ -187,32 +194,11 @@ def _check_values(config: DictConfig) -> None:
         "log.checkpoint_every": config.log.checkpoint_every,
         "eval.every": config.eval.every,
         "eval.episodes": config.eval.episodes,
-        "algo.alpha": config.algo.alpha,
-        "algo.mixer_hidden": config.algo.mixer_hidden,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config: key '{key}': expected a positive value, found {value}")
-    if not 0.0 < config.algo.tau <= 1.0:
-        raise ConfigError(f"config: key 'algo.tau': expected a value in (0, 1], found {config.algo.tau}")
-    if not 0.0 <= config.algo.gamma <= 1.0:
-        raise ConfigError(f"config: key 'algo.gamma': expected a value in [0, 1], found {config.algo.gamma}")
-    if not 0.0 < config.algo.action_eps < 1.0:
-        raise ConfigError(
-            f"config: key 'algo.action_eps': expected a value in (0, 1), found {config.algo.action_eps}"
-        )
-    if config.algo.name != "omiga":
-        raise ConfigError(f"config: key 'algo.name': expected one of ['omiga'], found '{config.algo.name}'")
-    if config.algo.adam_impl not in ("foreach", "fused", "for-loop"):
-        raise ConfigError(
-            f"config: key 'algo.adam_impl': expected one of ['foreach', 'fused', 'for-loop'], "
-            f"found '{config.algo.adam_impl}'"
-        )
-    if not config.algo.hidden_sizes or min(config.algo.hidden_sizes) <= 0:
-        raise ConfigError(
-            f"config: key 'algo.hidden_sizes': expected a non-empty list of positive sizes, "
-            f"found {list(config.algo.hidden_sizes)}"
-        )
+    OmegaConf.to_object(config.algo).validate()
     if str(config.trainer.precision) in ("16-mixed", "16", "16-true"):
         raise ConfigError(
             "config: key 'trainer.precision': float16 needs a loss scaler that per-group clipping "

@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from omiga_pl.algos.omiga import OmigaModule
+from omiga_pl.algos import algorithm_class
 from omiga_pl.callbacks.checkpoint import UpdateCheckpoint
 from omiga_pl.callbacks.evaluation import EvaluationCallback
 from omiga_pl.config import load_config, resolve_data_path, to_container
@@ -261,7 +261,7 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
             flush=True,
         )
 
-    module = OmigaModule(
+    module = algorithm_class(config.algo.name)(
         dims={
             "n_agents": storage.n_agents,
             "obs_dim": storage.obs_dim,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from omiga_pl.losses.common import mix, mse, td_target
+
 # z is clamped to this range before exponentiation, as in the reference.
 Z_CLAMP = 10.0
 
@@ -28,21 +30,13 @@ class OmigaLosses:
     diagnostics: dict[str, torch.Tensor]
 
     @property
+    def named(self) -> dict[str, torch.Tensor]:
+        """Each loss under the name of the parameter group it trains."""
+        return {"q": self.q_loss, "v": self.v_loss, "policy": self.policy_loss}
+
+    @property
     def total(self) -> torch.Tensor:
         return self.q_loss + self.v_loss + self.policy_loss
-
-
-def td_target(
-    rewards: torch.Tensor,
-    masks: torch.Tensor,
-    next_weights_target: torch.Tensor,
-    next_bias_target: torch.Tensor,
-    next_values_target: torch.Tensor,
-    gamma: float,
-) -> torch.Tensor:
-    """``y = r + gamma * mask * (sum_i wt_i(s') V't_i(o'_i) + bt(s'))``, detached: [B]."""
-    next_total = (next_weights_target * next_values_target).sum(-1) + next_bias_target
-    return (rewards + gamma * masks * next_total).detach()
 
 
 def regularised_advantage(
@@ -89,9 +83,10 @@ def omiga_losses(
         alpha, gamma: regularisation temperature and discount.
     """
     # 1. Q / mixer: regress the mixed online Q on the target-network TD target.
-    y = td_target(rewards, masks, next_weights_target, next_bias_target, next_values_target, gamma)
-    q_total = (weights * q_taken).sum(-1) + bias
-    q_loss = ((q_total - y) ** 2).mean()
+    # y = r + gamma * mask * (sum_i wt_i(s') V't_i(o'_i) + bt(s')), no gradient.
+    y = td_target(rewards, masks, mix(next_weights_target, next_values_target, next_bias_target), gamma)
+    q_total = mix(weights, q_taken, bias)
+    q_loss = mse(q_total, y)
 
     # 2. Local values: the implicit local regularisation, stabilised by m.
     z = regularised_advantage(weights_target, q_target_taken, values, alpha)

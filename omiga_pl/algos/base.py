@@ -1,0 +1,303 @@
+"""The machinery every offline algorithm shares, as one LightningModule base class.
+
+An algorithm subclass supplies only:
+
+- ``config_class``: its hyper-parameter dataclass (a :class:`BaseAlgoConfig`), and
+  ``action_types``: the action types it defines;
+- ``build()``: its networks (construction order fixes the initial weights for a seed),
+  registering frozen Polyak targets with :meth:`add_target`;
+- ``param_groups()``: named parameter groups; each gets ``cfg.lr_<group>`` and its own
+  gradient-norm clip;
+- ``compute_losses(batch)``: a :class:`~omiga_pl.losses.common.NamedLosses` whose keys
+  are the group names (one loss per group), the maths in ``omiga_pl/losses/``;
+- ``act(observations, avail_actions)`` when acting is not ``self.policy.act``.
+
+One update is one forward, **one backward of the summed losses**, per-group clipping, one
+Adam step (a param group per named group) and a Polyak step of the targets. One backward
+of the sum equals one backward per loss exactly when no loss reaches another group's
+parameters: OMIGA's losses detach every cross-term; an actor loss that goes through a
+critic, ``Q(o, pi(o))``, evaluates the critic with :func:`call_detached` (gradients reach
+the actor's action, not the critic's weights). Keeping a single backward and a single
+optimizer step keeps ``trainer.global_step`` equal to the update count and DDP's reducer
+happy (several backward passes over disjoint nets in one step break it). The contract is
+tested for every registered algorithm and action type (tests/test_algorithms.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import nn
+
+from omiga_pl.data.batch import Batch
+from omiga_pl.dims import ACTION_TYPES, ProblemDims
+from omiga_pl.errors import CheckpointError, ConfigError
+from omiga_pl.losses.common import NamedLosses
+
+ADAM_IMPLS = ("foreach", "fused", "for-loop")
+
+
+@dataclass
+class BaseAlgoConfig:
+    """Keys every algorithm has; each algorithm's dataclass adds its own."""
+
+    # Registry name of the algorithm (omiga_pl/algos/__init__.py); picks the schema.
+    name: str = ""
+    # Hidden layer sizes of every per-agent MLP.
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    # Gradient-norm clip applied to each parameter group separately; <= 0 disables.
+    grad_clip: float = 1.0
+    # torch.optim.Adam implementation: "foreach", "fused" or "for-loop".
+    adam_impl: str = "foreach"
+
+    def validate(self) -> None:
+        """Range checks the type system cannot express; :class:`ConfigError` names the key.
+
+        Checks are by field name, so every algorithm gets them for the keys it has:
+        ``lr_*``, ``alpha``, ``*_hidden`` positive; ``tau`` in (0, 1]; ``gamma`` in [0, 1];
+        ``action_eps`` in (0, 1); ``hidden_sizes`` non-empty and positive.
+        """
+        for f in fields(self):
+            value = getattr(self, f.name)
+            key = f"algo.{f.name}"
+            if f.name.startswith("lr_") or f.name == "alpha" or f.name.endswith("_hidden"):
+                check_positive(key, value)
+        if hasattr(self, "tau"):
+            check_in_range("algo.tau", self.tau, 0.0, 1.0, "(0, 1]", low_open=True)
+        if hasattr(self, "gamma"):
+            check_in_range("algo.gamma", self.gamma, 0.0, 1.0, "[0, 1]")
+        if hasattr(self, "action_eps"):
+            check_in_range(
+                "algo.action_eps", self.action_eps, 0.0, 1.0, "(0, 1)", low_open=True, high_open=True
+            )
+        check_choice("algo.adam_impl", self.adam_impl, ADAM_IMPLS)
+        if not self.hidden_sizes or min(self.hidden_sizes) <= 0:
+            raise ConfigError(
+                f"config: key 'algo.hidden_sizes': expected a non-empty list of positive sizes, "
+                f"found {list(self.hidden_sizes)}"
+            )
+
+
+@dataclass
+class TargetConfig:
+    """Keys of algorithms that bootstrap from Polyak-averaged target networks."""
+
+    # Discount factor of the TD target.
+    gamma: float = 0.99
+    # Polyak rate of the target nets, applied every update.
+    tau: float = 0.005
+
+
+@dataclass
+class PolicyFitConfig:
+    """Keys of algorithms that fit a policy to dataset actions by likelihood."""
+
+    # Continuous actions: dataset actions are clipped to (-1 + eps, 1 - eps) before atanh
+    # in the policy's log-probability. 1e-7 is the OMIGA reference's value; on datasets with
+    # many saturated actions (exactly +-1) a larger eps (1e-3) fits them far better.
+    action_eps: float = 1e-7
+    # Discrete actions: mask unavailable actions in the policy's training log-probs.
+    # The OMIGA reference does not (it masks only when acting).
+    mask_unavailable_in_training: bool = False
+
+
+def check_positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"config: key '{key}': expected a positive value, found {value}")
+
+
+def check_in_range(
+    key: str,
+    value: float,
+    low: float,
+    high: float,
+    text: str,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above:
+        raise ConfigError(f"config: key '{key}': expected a value in {text}, found {value}")
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"config: key '{key}': expected one of {list(choices)}, found '{value}'")
+
+
+def call_detached(net: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+    """``net(*inputs)`` with the net's parameters detached: gradients flow to ``inputs``
+    (e.g. an actor's action) but never into ``net`` (e.g. the critic)."""
+    params = {name: p.detach() for name, p in net.named_parameters()}
+    return torch.func.functional_call(net, params, inputs)
+
+
+def frozen_copy(net: nn.Module) -> nn.Module:
+    """A deep copy with ``requires_grad`` off: a target network."""
+    return copy.deepcopy(net).requires_grad_(False)
+
+
+class OfflineAlgorithm(L.LightningModule):
+    """Base of every algorithm (see the module docstring for what a subclass supplies).
+
+    Args:
+        dims: problem sizes, a :class:`~omiga_pl.dims.ProblemDims` as a dict.
+        algo: the algorithm's config dataclass (``config_class``) as a dict.
+        log_every: write training scalars every this many updates.
+    """
+
+    config_class: ClassVar[type[BaseAlgoConfig]] = BaseAlgoConfig
+    action_types: ClassVar[tuple[str, ...]] = ACTION_TYPES
+
+    def __init__(self, dims: dict[str, Any], algo: dict[str, Any], log_every: int = 100) -> None:
+        super().__init__()
+        self._param_cache: dict[str, Any] | None = None
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.dims = ProblemDims(**dims)
+        self.cfg = self.config_class(**algo)
+        self.log_every = log_every
+        action_type = self.dims.action_type
+        if action_type not in ACTION_TYPES:
+            raise ConfigError(
+                f"algo: expected action type one of {list(ACTION_TYPES)}, found '{action_type}'"
+            )
+        if action_type not in self.action_types:
+            raise ConfigError(
+                f"config: key 'algo.name': algorithm '{self.cfg.name}' supports "
+                f"{' and '.join(self.action_types)} actions only, but the dataset's actions are {action_type}"
+            )
+        self.continuous = action_type == "continuous"
+        self._target_pairs: list[tuple[str, str]] = []
+        self.build()
+        self.experiment_config: dict[str, Any] | None = None
+        self._last_log_time: float | None = None
+        self._last_log_step = 0
+
+    # ------------------------------------------------------------ what subclasses give
+    def build(self) -> None:
+        """Create the networks (as attributes) and register targets with :meth:`add_target`."""
+        raise NotImplementedError
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named parameter groups, in optimizer order; each trained by the loss of its name."""
+        raise NotImplementedError
+
+    def compute_losses(self, batch: Batch) -> NamedLosses:
+        """Forward the networks on ``batch`` and return one loss per parameter group."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def act(self, observations: torch.Tensor, avail_actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic joint action for evaluation: [E, N, O] -> [E, N] (discrete,
+        best available action) or [E, N, A] (continuous)."""
+        return self.policy.act(observations, avail_actions)
+
+    # ------------------------------------------------------------------------- targets
+    def add_target(self, name: str) -> nn.Module:
+        """Register ``<name>_target``, a frozen copy of ``self.<name>``, Polyak-averaged
+        with ``cfg.tau`` after every update; it lives in the checkpoint."""
+        target = frozen_copy(getattr(self, name))
+        setattr(self, f"{name}_target", target)
+        self._target_pairs.append((f"{name}_target", name))
+        return target
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        """Polyak averaging: target <- (1 - tau) target + tau online."""
+        cache = self._cached_params()
+        if cache["targets"]:
+            torch._foreach_lerp_(cache["targets"], cache["online"], self.cfg.tau)
+
+    # -------------------------------------------------------------------- optimisation
+    def _cached_params(self) -> dict[str, Any]:
+        """Parameter lists used every update, built once: walking the module tree on every
+        step cost ~5% of an update at these sizes. ``_apply`` (``.to()``, ``.cuda()``...)
+        drops the cache in case parameters are replaced."""
+        if self._param_cache is None:
+            pairs = [(getattr(self, t), getattr(self, o)) for t, o in self._target_pairs]
+            self._param_cache = {
+                "groups": self.param_groups(),
+                "targets": [p for target, _ in pairs for p in target.parameters()],
+                "online": [p for _, net in pairs for p in net.parameters()],
+            }
+        return self._param_cache
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> OfflineAlgorithm:
+        self._param_cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def learning_rate(self, group: str) -> float:
+        """``cfg.lr_<group>``: every parameter group has its own learning rate key."""
+        return float(getattr(self.cfg, f"lr_{group}"))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = [
+            {"params": params, "lr": self.learning_rate(name), "name": name}
+            for name, params in self.param_groups().items()
+        ]
+        impl = self.cfg.adam_impl
+        return torch.optim.Adam(
+            groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
+        )
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        losses = self.compute_losses(batch)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(losses.total)
+        grad_norms = self.clip_per_group()
+        optimizer.step()
+        self.update_targets()
+        if self.global_step % self.log_every == 0:
+            self._log_training(losses, grad_norms)
+
+    def clip_per_group(self) -> dict[str, torch.Tensor]:
+        """Clip each parameter group's gradient norm to ``grad_clip``; return the norms."""
+        norms = {}
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        for name, params in self._cached_params()["groups"].items():
+            grads = [p for p in params if p.grad is not None]
+            norms[name] = torch.nn.utils.clip_grad_norm_(grads, max_norm, foreach=True)
+        return norms
+
+    # ------------------------------------------------------------------------- logging
+    def _log_training(self, losses: NamedLosses, grad_norms: dict[str, torch.Tensor]) -> None:
+        now = time.perf_counter()
+        metrics = {
+            **{f"train/{name}_loss": loss.detach() for name, loss in losses.named.items()},
+            **{f"train/{key}": value for key, value in losses.diagnostics.items()},
+            **{f"train/grad_norm_{key}": value for key, value in grad_norms.items()},
+        }
+        if self._last_log_time is not None:
+            elapsed = now - self._last_log_time
+            metrics["perf/updates_per_s"] = torch.tensor((self.global_step - self._last_log_step) / elapsed)
+        self._last_log_time, self._last_log_step = now, self.global_step
+        # Straight to the logger (rank 0 only), at the update count: Lightning's log_dict
+        # would keep re-emitting on_step values and index them by batches seen.
+        if self.logger is not None and self.trainer.is_global_zero:
+            self.logger.log_metrics(
+                {key: float(value) for key, value in metrics.items()}, step=self.global_step
+            )
+
+    def on_train_start(self) -> None:
+        self._last_log_time, self._last_log_step = time.perf_counter(), self.global_step
+
+    # --------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.experiment_config is not None:
+            checkpoint["omiga_pl_config"] = self.experiment_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("dims")
+        if saved is not None and saved != asdict(self.dims):
+            raise CheckpointError(
+                f"checkpoint: network sizes {saved} do not match this dataset's {asdict(self.dims)}; "
+                "resume with the dataset the run started with"
+            )
