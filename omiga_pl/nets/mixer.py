@@ -1,9 +1,15 @@
-"""The state-conditioned linear mixer: Q_tot = sum_i w_i(s) Q_i + b(s), with w >= 0."""
+"""Value-decomposition mixers: per-agent values [B, N] and the state [B, S] -> team value [B].
+
+Every mixer has ``mix(values, states) -> [B]``. The linear mixer also exposes its weights
+(OMIGA needs them per agent): ``Q_tot = sum_i w_i(s) Q_i + b(s)``, ``w >= 0``.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+MIXER_KINDS: tuple[str, ...] = ("linear",)
 
 
 class Mixer(nn.Module):
@@ -21,3 +27,15 @@ class Mixer(nn.Module):
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(self.hidden(states))
         return self.weight_head(h).abs(), self.bias_head(h).squeeze(-1)
+
+    def mix(self, values: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``sum_i w_i(s) values_i + b(s)``: values [B, N], states [B, S] -> [B]."""
+        weights, bias = self(states)
+        return (weights * values).sum(-1) + bias
+
+
+def build_mixer(kind: str, state_dim: int, n_agents: int, hidden: int) -> nn.Module:
+    """A mixer of ``kind`` (one of :data:`MIXER_KINDS`)."""
+    if kind == "linear":
+        return Mixer(state_dim, n_agents, hidden)
+    raise ValueError(f"unknown mixer kind '{kind}', expected one of {list(MIXER_KINDS)}")
