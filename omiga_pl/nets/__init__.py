@@ -1,7 +1,7 @@
 """Networks: shared-parameter per-agent MLPs, policies and the global mixer."""
 
 from omiga_pl.nets.agent import AgentMLP, mlp
-from omiga_pl.nets.mixer import MIXER_KINDS, Mixer, build_mixer
+from omiga_pl.nets.mixer import MIXER_KINDS, Mixer, QMixer, build_mixer
 from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "AgentMLP",
     "CategoricalPolicy",
     "Mixer",
+    "QMixer",
     "TanhGaussianPolicy",
     "build_mixer",
     "mlp",
