@@ -43,3 +43,24 @@ def td_target(
 def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Plain mean of squared errors (no factor 1/2, as the OMIGA reference)."""
     return ((prediction - target) ** 2).mean()
+
+
+def conservative_penalty_discrete(
+    q_all: torch.Tensor, q_taken: torch.Tensor, avail_actions: torch.Tensor | None = None
+) -> torch.Tensor:
+    """CQL(H) for discrete actions (Kumar et al. 2020, eq. 4), per agent:
+    ``logsumexp_a Q_i(o_i, a) - Q_i(o_i, a_i)``, over available actions when ``avail_actions``
+    is given. q_all [B, N, A], q_taken [B, N], avail_actions [B, N, A] bool -> [B, N]."""
+    if avail_actions is not None:
+        q_all = q_all.masked_fill(~avail_actions, float("-inf"))
+    return torch.logsumexp(q_all, dim=-1) - q_taken
+
+
+def conservative_penalty_sampled(
+    q_samples: torch.Tensor, log_density: torch.Tensor, q_taken: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """CQL(H) for continuous actions with importance-sampled actions (Kumar et al. 2020,
+    appendix F): ``T logsumexp_k ((Q(o, a_k) - log mu(a_k)) / T) - Q(o, a_data)``, the
+    logsumexp over K sampled actions of proposal density mu (uniform, policy, ...).
+    q_samples, log_density [B, N, K]; q_taken [B, N] -> [B, N]."""
+    return temperature * torch.logsumexp((q_samples - log_density) / temperature, dim=-1) - q_taken
