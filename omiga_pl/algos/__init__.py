@@ -11,6 +11,7 @@ from __future__ import annotations
 from omiga_pl.algos.base import BaseAlgoConfig, OfflineAlgorithm
 from omiga_pl.algos.bc import BCModule
 from omiga_pl.algos.bcq import BCQModule
+from omiga_pl.algos.omar import OmarModule
 from omiga_pl.algos.omiga import OmigaModule
 from omiga_pl.algos.omiga_local import OmigaLocalModule
 from omiga_pl.errors import ConfigError
@@ -20,6 +21,7 @@ ALGORITHMS: dict[str, type[OfflineAlgorithm]] = {
     "omiga_local": OmigaLocalModule,
     "bc": BCModule,
     "bcq": BCQModule,
+    "omar": OmarModule,
 }
 
 __all__ = ["ALGORITHMS", "BaseAlgoConfig", "OfflineAlgorithm", "algorithm_class", "algorithm_config_class"]

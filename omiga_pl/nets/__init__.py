@@ -1,6 +1,7 @@
 """Networks: shared-parameter per-agent MLPs, policies, BCQ's generative model and the global mixers."""
 
 from omiga_pl.nets.agent import AgentMLP, mlp
+from omiga_pl.nets.deterministic import DeterministicPolicy, TwinQ
 from omiga_pl.nets.mixer import MIXER_KINDS, Mixer, QMixer, build_mixer
 from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy
 from omiga_pl.nets.vae import ConditionalVAE, PerturbationActor, prior_latents
@@ -10,10 +11,12 @@ __all__ = [
     "AgentMLP",
     "CategoricalPolicy",
     "ConditionalVAE",
+    "DeterministicPolicy",
     "Mixer",
     "PerturbationActor",
     "QMixer",
     "TanhGaussianPolicy",
+    "TwinQ",
     "build_mixer",
     "mlp",
     "prior_latents",
