@@ -272,6 +272,7 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         },
         algo=resolved["algo"],
         log_every=config.log.log_every,
+        seed=config.seed,
     )
     module.experiment_config = resolved
 

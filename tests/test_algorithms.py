@@ -22,8 +22,10 @@ import torch
 from omegaconf import OmegaConf
 
 from omiga_pl.algos import ALGORITHMS, algorithm_class
+from omiga_pl.algos.base import noise_seed
 from omiga_pl.config import load_config
 from omiga_pl.data.batch import Batch
+from omiga_pl.data.datamodule import batch_seed
 from omiga_pl.dims import ACTION_TYPES
 from omiga_pl.errors import ConfigError
 from omiga_pl.fit import main
@@ -144,6 +146,12 @@ def test_an_undefined_action_type_is_refused(name):
     message = str(caught.value)
     assert f"algorithm '{name}' supports {cls.action_types[0]} actions only" in message
     assert f"the dataset's actions are {other}" in message
+
+
+def test_noise_seed_depends_on_seed_rank_and_step_and_differs_from_the_sampler():
+    seeds = {noise_seed(0, 0, 1), noise_seed(0, 0, 2), noise_seed(1, 0, 1), noise_seed(0, 1, 1)}
+    assert len(seeds) == 4 and noise_seed(0, 0, 1) == noise_seed(0, 0, 1)
+    assert noise_seed(0, 0, 1) != batch_seed(0, 0, 1)
 
 
 def test_algorithm_keys_are_checked_per_algorithm():

@@ -8,9 +8,8 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from omiga_pl.algos.omar import OmarConfig, OmarModule, noise_seed
+from omiga_pl.algos.omar import OmarConfig, OmarModule
 from omiga_pl.data.batch import Batch
-from omiga_pl.data.datamodule import batch_seed
 from omiga_pl.errors import ConfigError
 from omiga_pl.losses.omar import (
     actor_loss_continuous,
@@ -238,12 +237,6 @@ def test_sampling_is_a_pure_function_of_the_step_and_leaves_the_global_rng(actio
     with torch.no_grad():
         a, b = module.act(batch.observations), module.act(batch.observations)
     assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), rng)
-
-
-def test_noise_seed_depends_on_seed_rank_and_step_and_differs_from_the_sampler():
-    seeds = {noise_seed(0, 0, 1), noise_seed(0, 0, 2), noise_seed(1, 0, 1), noise_seed(0, 1, 1)}
-    assert len(seeds) == 4 and noise_seed(0, 0, 1) == noise_seed(0, 0, 1)
-    assert noise_seed(0, 0, 1) != batch_seed(0, 0, 1)
 
 
 def test_pure_policy_gradient_climbs_q1_through_the_detached_critic():

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,8 @@ from omiga_pl.errors import CheckpointError, ConfigError
 from omiga_pl.losses.common import NamedLosses
 
 ADAM_IMPLS = ("foreach", "fused", "for-loop")
+# Mixed into every training-noise seed so that it never coincides with the batch sampler's.
+NOISE_STREAM = 0x6E6F6973
 
 
 @dataclass
@@ -138,6 +141,12 @@ def call_detached(net: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
     return torch.func.functional_call(net, params, inputs)
 
 
+def noise_seed(seed: int, rank: int, step: int) -> int:
+    """A 63-bit seed, a well-mixed function of (seed, rank, step) on the noise stream."""
+    state = np.random.SeedSequence([seed, rank, step, NOISE_STREAM]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
 def frozen_copy(net: nn.Module) -> nn.Module:
     """A deep copy with ``requires_grad`` off: a target network."""
     return copy.deepcopy(net).requires_grad_(False)
@@ -150,12 +159,16 @@ class OfflineAlgorithm(L.LightningModule):
         dims: problem sizes, a :class:`~omiga_pl.dims.ProblemDims` as a dict.
         algo: the algorithm's config dataclass (``config_class``) as a dict.
         log_every: write training scalars every this many updates.
+        seed: the run's seed; with the rank and the update index it seeds the training noise
+            of algorithms that sample (:meth:`noise_generator`).
     """
 
     config_class: ClassVar[type[BaseAlgoConfig]] = BaseAlgoConfig
     action_types: ClassVar[tuple[str, ...]] = ACTION_TYPES
 
-    def __init__(self, dims: dict[str, Any], algo: dict[str, Any], log_every: int = 100) -> None:
+    def __init__(
+        self, dims: dict[str, Any], algo: dict[str, Any], log_every: int = 100, seed: int = 0
+    ) -> None:
         super().__init__()
         self._param_cache: dict[str, Any] | None = None
         self.save_hyperparameters()
@@ -163,6 +176,7 @@ class OfflineAlgorithm(L.LightningModule):
         self.dims = ProblemDims(**dims)
         self.cfg = self.config_class(**algo)
         self.log_every = log_every
+        self.seed = seed
         action_type = self.dims.action_type
         if action_type not in ACTION_TYPES:
             raise ConfigError(
@@ -198,6 +212,13 @@ class OfflineAlgorithm(L.LightningModule):
         """Deterministic joint action for evaluation: [E, N, O] -> [E, N] (discrete,
         best available action) or [E, N, A] (continuous)."""
         return self.policy.act(observations, avail_actions)
+
+    def noise_generator(self, device: torch.device | str) -> torch.Generator:
+        """This update's sampling noise (sampled actions, latents): a generator seeded by a
+        pure function of (seed, rank, update index). A resumed run therefore draws exactly
+        what a straight run would, and the global torch RNG is never touched."""
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        return torch.Generator(device).manual_seed(noise_seed(self.seed, rank, self.global_step))
 
     # ------------------------------------------------------------------------- targets
     def add_target(self, name: str) -> nn.Module:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -62,9 +61,6 @@ from omiga_pl.nets import (
 
 # Acting draws its candidate latents from a generator with this seed on every call.
 ACT_SEED = 0
-# Mixed into the training-noise seed so that it differs from the batch sampler's stream,
-# which is seeded from the same (seed, rank, step).
-NOISE_STREAM = 0xBC9
 
 
 @dataclass
@@ -122,12 +118,6 @@ class BCQConfig(TargetConfig, BaseAlgoConfig):
             )
 
 
-def noise_seed(seed: int, rank: int, step: int) -> int:
-    """A 63-bit seed, a well-mixed function of (seed, rank, step), on its own stream."""
-    state = np.random.SeedSequence([seed, rank, step, NOISE_STREAM]).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
-
-
 class BCQModule(OfflineAlgorithm):
     """BCQ-MA for discrete or continuous actions (chosen by ``dims["action_type"]``)."""
 
@@ -136,9 +126,6 @@ class BCQModule(OfflineAlgorithm):
 
     def build(self) -> None:
         d, hidden = self.dims, list(self.cfg.hidden_sizes)
-        # The run seed (fit seeds everything before building the module), for the training
-        # noise; a resumed run is built after the same seeding, so it gets the same value.
-        self.noise_base_seed = torch.initial_seed()
         if self.continuous:
             # Construction order fixes the initial weights for a seed.
             self.q1 = build_local_q(d, hidden)
@@ -206,14 +193,9 @@ class BCQModule(OfflineAlgorithm):
         return losses
 
     # ---------------------------------------------------------------------- continuous
-    def training_generator(self, device: torch.device) -> torch.Generator:
-        """This update's noise generator: a pure function of (run seed, rank, update index)."""
-        seed = noise_seed(self.noise_base_seed, self.global_rank, self.global_step)
-        return torch.Generator(device=device).manual_seed(seed)
-
     def continuous_losses(self, batch: Batch) -> NamedLosses:
         obs, actions, next_obs = batch.observations, batch.actions, batch.next_observations
-        gen = self.training_generator(obs.device)
+        gen = self.noise_generator(obs.device)
         latent = self.vae.latent_dim
         k = self.cfg.n_target_samples
         posterior_noise = torch.randn(

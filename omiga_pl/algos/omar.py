@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -39,10 +38,6 @@ from omiga_pl.losses.omar import (
     zeroth_order_search,
 )
 from omiga_pl.nets import CategoricalPolicy, DeterministicPolicy, TwinQ
-
-# Mixed into the sampling seed so OMAR's noise stream differs from the batch sampler's,
-# which is seeded from (seed, rank, step) alone.
-NOISE_SALT = 0x0A3A
 
 
 @dataclass
@@ -104,12 +99,6 @@ class OmarConfig(TargetConfig, BaseAlgoConfig):
             )
 
 
-def noise_seed(seed: int, rank: int, step: int) -> int:
-    """A 63-bit seed, a pure function of (seed, rank, step) and :data:`NOISE_SALT`."""
-    state = np.random.SeedSequence([seed, rank, step, NOISE_SALT]).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
-
-
 class OmarModule(OfflineAlgorithm):
     """OMAR for continuous (the paper's) or discrete (OffPyMARL's form) actions."""
 
@@ -130,13 +119,6 @@ class OmarModule(OfflineAlgorithm):
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"q": list(self.q.parameters()), "policy": list(self.policy.parameters())}
-
-    def noise_generator(self, device: torch.device) -> torch.Generator:
-        """This update's sampling noise: a pure function of (seed, rank, update index), so a
-        resumed run draws exactly what the uninterrupted one did; never the global RNG."""
-        seed = int((self.experiment_config or {}).get("seed", 0))
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        return torch.Generator(device).manual_seed(noise_seed(seed, rank, self.global_step))
 
     def compute_losses(self, batch: Batch) -> NamedLosses:
         if self.continuous:
