@@ -2,7 +2,7 @@
 
 from omiga_pl.nets.agent import AgentMLP, mlp
 from omiga_pl.nets.mixer import MIXER_KINDS, Mixer, QMixer, build_mixer
-from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy
+from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy, tanh_gaussian_sample
 
 __all__ = [
     "MIXER_KINDS",
@@ -13,4 +13,5 @@ __all__ = [
     "TanhGaussianPolicy",
     "build_mixer",
     "mlp",
+    "tanh_gaussian_sample",
 ]
