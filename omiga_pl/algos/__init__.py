@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from omiga_pl.algos.base import BaseAlgoConfig, OfflineAlgorithm
 from omiga_pl.algos.bc import BCModule
+from omiga_pl.algos.cql import CQLModule
 from omiga_pl.algos.icq import ICQModule
 from omiga_pl.algos.omiga import OmigaModule
 from omiga_pl.algos.omiga_local import OmigaLocalModule
@@ -20,6 +21,7 @@ ALGORITHMS: dict[str, type[OfflineAlgorithm]] = {
     "omiga_local": OmigaLocalModule,
     "bc": BCModule,
     "icq": ICQModule,
+    "cql": CQLModule,
 }
 
 __all__ = ["ALGORITHMS", "BaseAlgoConfig", "OfflineAlgorithm", "algorithm_class", "algorithm_config_class"]
