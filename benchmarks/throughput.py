@@ -22,22 +22,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import asdict
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import build_module, lightning_loop, machine_summary, plain_loop  # noqa: E402
 from conftest import make_episodes  # noqa: E402
 
-from omiga_pl.algos.omiga import OmigaModule  # noqa: E402
-from omiga_pl.config import AlgoConfig  # noqa: E402
-from omiga_pl.data.datamodule import OfflineMARLDataModule, sample_indices  # noqa: E402
+from omiga_pl.data.datamodule import OfflineMARLDataModule  # noqa: E402
 from omiga_pl.data.formats.native import write_native  # noqa: E402
 
 # name: (agents, obs, state or None, actions, action type). SMAX sizes; MaMuJoCo in the
@@ -48,71 +45,6 @@ SHAPES = {
     "Hopper-3x1": (3, 14, None, 1, "continuous"),
     "Ant-2x4": (2, 107, None, 4, "continuous"),
 }
-
-
-def build_module(datamodule: OfflineMARLDataModule, seed: int = 0) -> OmigaModule:
-    storage = datamodule.load()
-    torch.manual_seed(seed)
-    dims = dict(
-        n_agents=storage.n_agents,
-        obs_dim=storage.obs_dim,
-        state_dim=storage.state_dim,
-        action_type=storage.action_type,
-        action_dim=storage.action_dim,
-    )
-    return OmigaModule(dims, asdict(AlgoConfig()), log_every=10**9)
-
-
-def plain_loop(datamodule: OfflineMARLDataModule, steps: int, warmup: int) -> float:
-    """Updates/s of a hand-written loop (after ``warmup`` updates)."""
-    module = build_module(datamodule)
-    optimizer = module.configure_optimizers()
-    storage = datamodule.load()
-    start = 0.0
-    for step in range(warmup + steps):
-        if step == warmup:
-            start = time.perf_counter()
-        batch = storage.gather(sample_indices(storage.n_transitions, datamodule.batch_size, 0, 0, step))
-        losses = module.compute_losses(batch)
-        optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
-        module.clip_per_group()
-        optimizer.step()
-        module.update_targets()
-    return steps / (time.perf_counter() - start)
-
-
-class _Timer(L.Callback):
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
-
-
-def lightning_loop(datamodule: OfflineMARLDataModule, steps: int, warmup: int, log_every: int) -> float:
-    """Updates/s of ``Trainer.fit`` on the same module and data (after ``warmup`` updates)."""
-    module = build_module(datamodule)
-    module.log_every = log_every
-    timer = _Timer(warmup)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=warmup + steps,
-        max_epochs=-1,
-        logger=L.pytorch.loggers.TensorBoardLogger(tempfile.mkdtemp(), name="bench"),
-        callbacks=[timer],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        log_every_n_steps=log_every,
-    )
-    trainer.fit(module, datamodule=datamodule)
-    return steps / (timer.end - timer.start)
 
 
 def synthetic_file(directory: Path, name: str, episodes: int) -> Path:
@@ -179,7 +111,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, lightning {L.__version__}, threads {args.threads}")
+    print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
         files = {name: synthetic_file(Path(tmp), name, episodes=1000) for name in args.shapes}
         if args.dataset.exists():
@@ -189,9 +121,10 @@ def main() -> None:
             plain, lightning = [], []
             for _ in range(args.repeats):
                 gc.collect()
-                plain.append(plain_loop(datamodule, args.steps, args.warmup))
+                plain.append(plain_loop(build_module(datamodule), datamodule, args.steps, args.warmup))
                 gc.collect()
-                lightning.append(lightning_loop(datamodule, args.steps, args.warmup, args.log_every))
+                module = build_module(datamodule)
+                lightning.append(lightning_loop(module, datamodule, args.steps, args.warmup, args.log_every))
             p, lt = statistics.median(plain), statistics.median(lightning)
             print(
                 f"[{name}] plain {p:.1f} upd/s, lightning {lt:.1f} upd/s -> ratio {lt / p:.3f} "

@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", action="append", default=[], help="YAML config; repeat to merge several")
     parser.add_argument("--resume", metavar="PATH.ckpt", help="continue the run saved in this checkpoint")
     parser.add_argument("overrides", nargs="*", help="key=value overrides (OmegaConf dotlist)")
-    return parser.parse_args(argv)
+    # Intermixed: overrides may stand before, between or after the --config options.
+    return parser.parse_intermixed_args(argv)
 
 
 def is_rank_zero() -> bool:

@@ -11,6 +11,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -203,3 +206,40 @@ def test_fit_with_evaluation_and_exact_resume(tmp_path, smax_3m_file, name, acti
     for e in (evals[-1], resumed_evals[-1]):
         e.pop("seconds")
     assert evals[-1] == resumed_evals[-1]
+
+
+# A baseline whose actor loss goes through its critic (call_detached) under DDP.
+DDP_BASELINE = "omiga_local"
+
+
+@pytest.mark.slow
+def test_a_baseline_under_two_process_ddp_resumes_exactly(tmp_path, smax_3m_file):
+    """2 CPU processes (gloo), then a DDP resume from the middle: bit-identical weights."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "NODE_RANK")}
+    base = [sys.executable, "-m", "omiga_pl.fit", f"log.out_dir={tmp_path / 'runs'}"]
+    common = [
+        "--config",
+        str(CONF / "smac.yaml"),
+        "--config",
+        str(CONF / "trainer" / "ddp.yaml"),
+        f"algo.name={DDP_BASELINE}",
+        "algo.hidden_sizes=[32,32]",
+        f"data.path={smax_3m_file}",
+        "eval.every=10",
+        "eval.episodes=2",
+        "log.checkpoint_every=5",
+        "trainer.max_steps=10",
+        "trainer.enable_progress_bar=false",
+    ]
+    for args in (
+        [*common, "log.run_name=ddp"],
+        ["--resume", str(tmp_path / "runs/ddp/checkpoints/step=5.ckpt")],
+    ):
+        extra = ["log.run_name=ddp_resumed"] if args[0] == "--resume" else []
+        done = subprocess.run([*base, *args, *extra], capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    straight = load(tmp_path / "runs/ddp/checkpoints/step=10.ckpt")
+    resumed = load(tmp_path / "runs/ddp_resumed/checkpoints/step=10.ckpt")
+    assert straight["omiga_pl_config"]["trainer"]["devices"] == 2
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key

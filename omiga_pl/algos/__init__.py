@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from omiga_pl.algos.base import BaseAlgoConfig, OfflineAlgorithm
 from omiga_pl.algos.bc import BCModule
+from omiga_pl.algos.bcq import BCQModule
 from omiga_pl.algos.cql import CQLModule
 from omiga_pl.algos.icq import ICQModule
+from omiga_pl.algos.omar import OmarModule
 from omiga_pl.algos.omiga import OmigaModule
 from omiga_pl.algos.omiga_local import OmigaLocalModule
 from omiga_pl.errors import ConfigError
@@ -22,6 +24,8 @@ ALGORITHMS: dict[str, type[OfflineAlgorithm]] = {
     "bc": BCModule,
     "icq": ICQModule,
     "cql": CQLModule,
+    "bcq": BCQModule,
+    "omar": OmarModule,
 }
 
 __all__ = ["ALGORITHMS", "BaseAlgoConfig", "OfflineAlgorithm", "algorithm_class", "algorithm_config_class"]
