@@ -68,6 +68,7 @@ def random_batch(action_type: str, b: int = 16) -> Batch:
         next_states=torch.randn(b, 6, generator=gen),
         avail_actions=avail if action_type == "discrete" else None,
         next_avail_actions=avail.roll(1, 0) if action_type == "discrete" else None,
+        next_actions=actions.roll(1, 0),
     )
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from omiga_pl.algos.base import BaseAlgoConfig, OfflineAlgorithm
 from omiga_pl.algos.bc import BCModule
 from omiga_pl.algos.bcq import BCQModule
+from omiga_pl.algos.cql import CQLModule
+from omiga_pl.algos.icq import ICQModule
 from omiga_pl.algos.omar import OmarModule
 from omiga_pl.algos.omiga import OmigaModule
 from omiga_pl.algos.omiga_local import OmigaLocalModule
@@ -20,6 +22,8 @@ ALGORITHMS: dict[str, type[OfflineAlgorithm]] = {
     "omiga": OmigaModule,
     "omiga_local": OmigaLocalModule,
     "bc": BCModule,
+    "icq": ICQModule,
+    "cql": CQLModule,
     "bcq": BCQModule,
     "omar": OmarModule,
 }

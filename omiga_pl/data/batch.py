@@ -22,6 +22,12 @@ class Batch:
     rewards:                          [B] float, team reward
     masks:                            [B] float, 0 at true terminals, 1 otherwise
                                       (time-limit truncations bootstrap)
+    next_actions:                     like actions: the dataset action at the next step of
+                                      the same episode (for in-sample, SARSA-style targets);
+                                      at an episode's last transition, where no next action
+                                      exists, the transition's own action (it matters only
+                                      under mask = 1, a time-limit truncation). None when
+                                      not gathered.
     """
 
     observations: torch.Tensor
@@ -33,6 +39,7 @@ class Batch:
     next_states: torch.Tensor
     avail_actions: torch.Tensor | None = None
     next_avail_actions: torch.Tensor | None = None
+    next_actions: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

@@ -2,8 +2,9 @@
 
 Observations, states and availabilities are kept once per *row* (T + E rows: every
 episode's final observation included); a transition t points at its row r(t) and its
-successor r(t) + 1, so next-step tensors cost no extra memory. A batch is gathered with
-one indexing op per field.
+successor r(t) + 1, so next-step tensors cost no extra memory. Actions are stored per
+transition; a transition's next action is that of transition t + 1 unless t ends its
+episode (one flag per transition). A batch is gathered with one indexing op per field.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class TransitionStorage:
 
     rows [T] int64; observations [T+E, N, O]; states [T+E, S] (a view of the
     observations when the dataset has no global state); avail_actions [T+E, N, A] bool
-    or None; actions [T, N] / [T, N, A]; rewards [T]; masks [T] = 1 - termination.
+    or None; actions [T, N] / [T, N, A]; rewards [T]; masks [T] = 1 - termination;
+    episode_ends [T] bool, True at each episode's last transition.
     """
 
     def __init__(self, data: EpisodeDataset, use_reward_to_go: bool = False) -> None:
@@ -57,6 +59,9 @@ class TransitionStorage:
             rewards = reward_to_go(rewards, data.episode_lengths)
         self.rewards = torch.from_numpy(rewards)
         self.masks = torch.from_numpy((~data.terminations).astype(np.float32))
+        episode_ends = np.zeros(self.n_transitions, dtype=bool)
+        episode_ends[np.cumsum(data.episode_lengths) - 1] = True
+        self.episode_ends = torch.from_numpy(episode_ends)
 
     @property
     def device(self) -> torch.device:
@@ -84,6 +89,9 @@ class TransitionStorage:
         """The batch of transitions ``indices`` [B] (int64, on the storage's device)."""
         row = self.rows[indices]
         next_row = row + 1
+        # The successor transition in the same episode; an episode's last transition has
+        # none (no action is stored at the final row) and keeps its own action.
+        next_transition = indices + (~self.episode_ends[indices]).long()
         avail = self.avail_actions
         return Batch(
             observations=self.observations[row].float(),
@@ -95,4 +103,5 @@ class TransitionStorage:
             next_states=self.states[next_row].float(),
             avail_actions=None if avail is None else avail[row],
             next_avail_actions=None if avail is None else avail[next_row],
+            next_actions=self.actions[next_transition],
         )

@@ -3,7 +3,7 @@
 from omiga_pl.nets.agent import AgentMLP, mlp
 from omiga_pl.nets.deterministic import DeterministicPolicy, TwinQ
 from omiga_pl.nets.mixer import MIXER_KINDS, Mixer, QMixer, build_mixer
-from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy
+from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy, tanh_gaussian_sample
 from omiga_pl.nets.vae import ConditionalVAE, PerturbationActor, prior_latents
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "build_mixer",
     "mlp",
     "prior_latents",
+    "tanh_gaussian_sample",
 ]

@@ -75,6 +75,22 @@ def tanh_gaussian_log_prob(
     return (normal - tanh_log_det_jacobian(pre_tanh)).sum(-1)
 
 
+def tanh_gaussian_sample(
+    mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reparameterised sample of ``tanh(Normal(mean, exp(log_std)))`` and its log-density.
+
+    ``mean``, ``log_std``: [..., A]; ``noise``: standard normal, [..., A] or with extra
+    leading sample dims [K, ..., A] (the caller draws it, from its own generator, so that
+    sampling is reproducible). Returns actions like ``noise`` and log-probs without the
+    last dim. The log-density is computed from the pre-tanh value (no atanh round trip);
+    gradients flow to ``mean`` and ``log_std``.
+    """
+    pre_tanh = mean + log_std.exp() * noise
+    normal = -0.5 * noise**2 - log_std - _HALF_LOG_2PI
+    return torch.tanh(pre_tanh), (normal - tanh_log_det_jacobian(pre_tanh)).sum(-1)
+
+
 class TanhGaussianPolicy(nn.Module):
     """Shared per-agent tanh-squashed Gaussian: trunk MLP (one-hot id appended), two heads.
 
