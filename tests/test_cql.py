@@ -10,7 +10,8 @@ import pytest
 import torch
 from test_algorithms import random_batch, tiny_dims
 
-from omiga_pl.algos.cql import CQLConfig, CQLModule, mix_detached, step_generator
+from omiga_pl.algos.base import call_detached
+from omiga_pl.algos.cql import CQLConfig, CQLModule
 from omiga_pl.config import load_config
 from omiga_pl.errors import ConfigError
 from omiga_pl.losses.common import conservative_penalty_discrete, conservative_penalty_sampled
@@ -136,10 +137,10 @@ def test_continuous_groups_and_noise_are_deterministic_and_leave_the_global_rng_
     assert torch.equal(torch.get_rng_state(), rng)
     for name in first.named:
         assert torch.equal(first.named[name], second.named[name]), name
-    # Another update index draws other noise.
-    a = torch.rand(3, generator=step_generator(0, 0, 4, torch.device("cpu")))
-    b = torch.rand(3, generator=step_generator(0, 0, 5, torch.device("cpu")))
-    assert not torch.equal(a, b)
+    # The noise is the base's: a pure function of (seed, rank, update index), tested in
+    # tests/test_algorithms.py.
+    first_draw = torch.rand(3, generator=module.noise_generator("cpu"))
+    assert torch.equal(first_draw, torch.rand(3, generator=module.noise_generator("cpu")))
 
 
 def test_continuous_penalty_is_wired_into_the_critic_loss():
@@ -170,11 +171,11 @@ def test_qmix_mixer_keeps_gradients_in_their_groups(action_type):
             assert touched == (group == name), (name, group)
 
 
-def test_mix_detached_sends_gradient_to_values_only():
+def test_call_detached_reaches_mix_and_sends_gradient_to_values_only():
     torch.manual_seed(0)
     mixer = QMixer(6, 2, 8)
     values = torch.randn(5, 2, requires_grad=True)
-    total = mix_detached(mixer, values, torch.randn(5, 6))
+    total = call_detached(mixer, values, torch.randn(5, 6), method="mix")
     total.sum().backward()
     assert values.grad is not None and values.grad.abs().sum() > 0
     assert all(p.grad is None for p in mixer.parameters())

@@ -134,9 +134,24 @@ def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"config: key '{key}': expected one of {list(choices)}, found '{value}'")
 
 
-def call_detached(net: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-    """``net(*inputs)`` with the net's parameters detached: gradients flow to ``inputs``
-    (e.g. an actor's action) but never into ``net`` (e.g. the critic)."""
+class _BoundMethod(nn.Module):
+    """``forward`` = ``net.<method>``, so that a functional call can reach any method."""
+
+    def __init__(self, net: nn.Module, method: str) -> None:
+        super().__init__()
+        self.net, self.method = net, method
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return getattr(self.net, self.method)(*inputs)
+
+
+def call_detached(net: nn.Module, *inputs: torch.Tensor, method: str = "forward") -> torch.Tensor:
+    """``net.<method>(*inputs)`` with the net's parameters detached: gradients flow to
+    ``inputs`` (e.g. an actor's action) but never into ``net`` (e.g. the critic).
+
+    ``method`` reaches methods other than ``forward``, e.g. a mixer's ``mix``."""
+    if method != "forward":
+        net = _BoundMethod(net, method)
     params = {name: p.detach() for name, p in net.named_parameters()}
     return torch.func.functional_call(net, params, inputs)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -39,10 +38,6 @@ from omiga_pl.losses.common import (
 from omiga_pl.losses.cql import cql_continuous_losses, cql_discrete_losses, double_q_next_values
 from omiga_pl.nets import MIXER_KINDS, build_mixer, tanh_gaussian_sample
 from omiga_pl.nets.policy import ACTION_EPS
-
-# Keeps the noise stream apart from the DataModule's index stream, which is seeded from
-# the same (seed, rank, step).
-NOISE_STREAM = 0xC01
 
 
 @dataclass
@@ -73,28 +68,6 @@ class CQLConfig(TargetConfig, BaseAlgoConfig):
             raise ConfigError(f"config: key 'algo.cql_alpha': expected a value >= 0, found {self.cql_alpha}")
         check_positive("algo.cql_n_actions", self.cql_n_actions)
         check_choice("algo.mixer", self.mixer, MIXER_KINDS)
-
-
-class _MixCall(nn.Module):
-    """``forward = mixer.mix``, so that :func:`call_detached` can evaluate any mixer."""
-
-    def __init__(self, mixer: nn.Module) -> None:
-        super().__init__()
-        self.mixer = mixer
-
-    def forward(self, values: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        return self.mixer.mix(values, states)
-
-
-def mix_detached(mixer: nn.Module, values: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-    """``mixer.mix(values, states)`` [B] with the mixer's parameters detached (gradient to values only)."""
-    return call_detached(_MixCall(mixer), values, states)
-
-
-def step_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
-    """A generator that is a pure function of (seed, rank, update index): resumable noise."""
-    state = np.random.SeedSequence([seed, rank, step, NOISE_STREAM]).generate_state(1, np.uint64)
-    return torch.Generator(device=device).manual_seed(int(state[0] >> np.uint64(1)))
 
 
 class CQLModule(OfflineAlgorithm):
@@ -152,12 +125,6 @@ class CQLModule(OfflineAlgorithm):
         alpha = self.cfg.cql_alpha
         return cql_discrete_losses(q_total=q_total, targets=targets, penalty=penalty, cql_alpha=alpha)
 
-    def noise_generator(self, device: torch.device) -> torch.Generator:
-        """This update's noise generator (seed from the run's config, 0 outside ``fit``)."""
-        seed = int((self.experiment_config or {}).get("seed", 0))
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        return step_generator(seed, rank, self.global_step, device)
-
     def continuous_losses(self, batch: Batch) -> NamedLosses:
         obs, states = batch.observations, batch.states
         b, n, a = batch.actions.shape
@@ -192,7 +159,7 @@ class CQLModule(OfflineAlgorithm):
         # Actor: reparameterised actions through the critic with its parameters detached.
         pi_actions, log_probs_pi = tanh_gaussian_sample(mean, log_std, normal(b, n, a))
         q_pi = call_detached(self.q, torch.cat([obs, pi_actions], dim=-1)).squeeze(-1)
-        q_total_pi = mix_detached(self.mixer, q_pi, states)
+        q_total_pi = call_detached(self.mixer, q_pi, states, method="mix")
         return cql_continuous_losses(
             q_total=q_total,
             targets=targets,
