@@ -24,10 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from omiga_pl.algos.omiga import OmigaModule
 from omiga_pl.callbacks.checkpoint import UpdateCheckpoint
 from omiga_pl.callbacks.evaluation import EvaluationCallback
-from omiga_pl.config import load_config, resolve_data_path, to_container
+from omiga_pl.config import load_config, to_container
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
+from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.envs import env_spec, make_env
 from omiga_pl.errors import CheckpointError, ConfigError, OmigaError
 from omiga_pl.io import atomic_output

@@ -12,8 +12,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from omiga_pl.config import resolve_data_path
 from omiga_pl.data.formats.native import read_card, read_native
+from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
 from omiga_pl.fit import main
 from omiga_pl.generate_mamujoco import convert, read_raw, rollout, write_mamujoco
