@@ -53,14 +53,7 @@ SHAPES = {
 def build_module(datamodule: OfflineMARLDataModule, seed: int = 0) -> OmigaModule:
     storage = datamodule.load()
     torch.manual_seed(seed)
-    dims = dict(
-        n_agents=storage.n_agents,
-        obs_dim=storage.obs_dim,
-        state_dim=storage.state_dim,
-        action_type=storage.action_type,
-        action_dim=storage.action_dim,
-    )
-    return OmigaModule(dims, asdict(AlgoConfig()), log_every=10**9)
+    return OmigaModule(storage.dims.as_dict(), asdict(AlgoConfig()), log_every=10**9)
 
 
 def plain_loop(datamodule: OfflineMARLDataModule, steps: int, warmup: int) -> float:

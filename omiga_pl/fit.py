@@ -263,13 +263,7 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         )
 
     module = OmigaModule(
-        dims={
-            "n_agents": storage.n_agents,
-            "obs_dim": storage.obs_dim,
-            "state_dim": storage.state_dim,
-            "action_type": storage.action_type,
-            "action_dim": storage.action_dim,
-        },
+        dims=storage.dims.as_dict(),
         algo=resolved["algo"],
         log_every=config.log.log_every,
     )

@@ -188,7 +188,7 @@ def rollout(env: MaMuJoCoVecEnv, policy: Any, episodes: int, seed: int) -> RawEp
     rng) -> joint actions [E, G_a]`` or None for uniform random per-agent actions."""
     rng = np.random.default_rng(seed)
     parts, done_eps, batch = [], 0, 0
-    n, a_dim = env.spec.n_agents, env.spec.action_dim
+    n, a_dim = env.spec.dims.n_agents, env.spec.dims.action_dim
     while done_eps < episodes:
         env.reset(seed + 1_000_003 * batch)
         batch += 1
@@ -408,7 +408,7 @@ def levels(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     replay_how = ""
     if "medium-replay" in args.levels:
         t = time.perf_counter()
-        replay = replay_episodes(bdir, picked["medium"]["step"], env.spec.n_agents, env)
+        replay = replay_episodes(bdir, picked["medium"]["step"], env.spec.dims.n_agents, env)
         n_replay = replay.lengths.size
         if args.replay_fraction < 1.0:
             # A seeded uniform subset of episodes keeps the mix of qualities across training.

@@ -68,7 +68,8 @@ def test_cli_writes_a_valid_dataset_with_its_card(
     out, proc = generated
     data, card = read_native(out)
     assert data.n_episodes == 7 and card["n_episodes"] == 7
-    assert (data.n_agents, data.obs_dim, data.state_dim, data.action_dim) == (3, 75, 72, 8)
+    d = data.dims
+    assert (d.n_agents, d.obs_dim, d.state_dim, d.action_dim) == (3, 75, 72, 8)
     assert data.episode_won is not None and data.states is not None and data.avail_actions is not None
     for key in (
         "env_family",

@@ -21,10 +21,11 @@ TASKS = [
 
 @pytest.mark.parametrize("task, n, g, local, act", TASKS)
 def test_sizes_in_both_modes(task, n, g, local, act):
-    ref = env_spec("mamujoco", task)
+    spec = env_spec("mamujoco", task)
+    ref = spec.dims
     assert (ref.n_agents, ref.obs_dim, ref.state_dim, ref.action_dim) == (n, g + n, n * (g + n), act)
-    assert ref.action_type == "continuous" and ref.episode_limit == 1000
-    loc = env_spec("mamujoco", task, obs_mode="local")
+    assert ref.action_type == "continuous" and spec.episode_limit == 1000
+    loc = env_spec("mamujoco", task, obs_mode="local").dims
     assert (loc.obs_dim, loc.state_dim) == (max(local), g)
     env = MaMuJoCoVecEnv(task, 2, obs_mode="local")
     assert env.local_sizes == local
@@ -106,5 +107,5 @@ def test_bad_arguments_are_config_errors():
         make_env("mamujoco", "Hopper-7x9", num_envs=1)
     with pytest.raises(ConfigError, match="evaluation refused"):
         make_env("mamujoco", "Ant-2x4", num_envs=1, observation_version="v2")
-    assert env_spec("mamujoco", "Ant-2x4", observation_version="v2").obs_dim == 113
-    assert env_spec("mamujoco", "Hopper-3x1", observation_version="v2").obs_dim == 14
+    assert env_spec("mamujoco", "Ant-2x4", observation_version="v2").dims.obs_dim == 113
+    assert env_spec("mamujoco", "Hopper-3x1", observation_version="v2").dims.obs_dim == 14

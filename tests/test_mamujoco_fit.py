@@ -49,7 +49,7 @@ def load(path):
 
 def test_generated_file_holds_both_modes_and_converts(hopper_file, tmp_path):
     data, card = read_native(hopper_file)
-    assert data.action_type == "continuous" and data.obs_dim == 14 and data.states is None
+    assert data.dims.action_type == "continuous" and data.dims.obs_dim == 14 and data.states is None
     raw, _ = read_raw(hopper_file)
     assert raw.global_states.shape == (data.observations.shape[0], 11)
     assert raw.local_observations.shape == (data.observations.shape[0], 3, 9)
