@@ -29,7 +29,7 @@ from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
 from omiga_pl.data.paths import resolve_data_path
-from omiga_pl.envs import env_spec, make_env
+from omiga_pl.envs import env_options, env_spec, make_env
 from omiga_pl.errors import CheckpointError, ConfigError, OmigaError
 from omiga_pl.io import atomic_output
 
@@ -106,50 +106,6 @@ def build_config(args: argparse.Namespace) -> DictConfig:
     config.log.run_name = config.log.run_name or saved["log"]["run_name"]
     check_resume_compatible(args.resume, saved, config)
     return config
-
-
-def env_options(config: DictConfig, card: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for the env adapter from ``env.*`` and the dataset card.
-
-    MaMuJoCo also gets its observation mode and ``agent_obsk`` (config, else card), and
-    the card's observation version; a dataset whose observations cannot be produced
-    online (MuJoCo v2 Ant) is refused here when evaluation is on, with the reason.
-    """
-    episode_limit = config.env.episode_limit or card.get("episode_limit")
-    options: dict[str, Any] = {} if episode_limit is None else {"max_steps": int(episode_limit)}
-    family = config.env.family or card.get("env_family")
-    if family != "mamujoco":
-        for key in ("obs_mode", "agent_obsk"):
-            if config.env[key] is not None:
-                raise ConfigError(
-                    f"config: key 'env.{key}': only used by env.family mamujoco, found {family!r}"
-                )
-        return options
-    recorded_mode = card.get("obs_mode", "reference")
-    obs_mode = config.env.obs_mode or recorded_mode
-    if obs_mode != recorded_mode:
-        raise ConfigError(
-            f"config: key 'env.obs_mode': the dataset stores '{recorded_mode}' observations but the config "
-            f"asks for '{obs_mode}'; convert it with python -m omiga_pl.generate_mamujoco convert"
-        )
-    recorded_k = card.get("agent_obsk", 1)
-    agent_obsk = recorded_k if config.env.agent_obsk is None else config.env.agent_obsk
-    if obs_mode == "local" and agent_obsk != recorded_k:
-        raise ConfigError(
-            f"config: key 'env.agent_obsk': the dataset's local observations use agent_obsk={recorded_k}, "
-            f"found {agent_obsk}"
-        )
-    options.update(
-        obs_mode=obs_mode,
-        agent_obsk=int(agent_obsk),
-        observation_version=card.get("observation_version", "v5"),
-    )
-    if card.get("evaluation_refused") and config.eval.enabled:
-        raise ConfigError(
-            f"config: key 'eval.enabled': evaluation refused for this dataset: {card['evaluation_refused']}; "
-            "set eval.enabled=false to train without online evaluation"
-        )
-    return options
 
 
 def default_run_name(config: DictConfig, card: dict[str, Any], data_path: Path) -> str:
@@ -232,7 +188,7 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         raise ConfigError(
             f"{data_path}: the dataset card names no environment; set env.family and env.scenario"
         )
-    env_kwargs = env_options(config, card)
+    env_kwargs = env_options(family, config.env, card, eval_enabled=config.eval.enabled)
     spec = env_spec(family, scenario, **env_kwargs)
     datamodule = OfflineMARLDataModule(
         data_path,

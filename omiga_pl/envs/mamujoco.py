@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import io
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -282,6 +283,42 @@ def v2_refusal(scenario: str, obs_mode: str, observation_version: str) -> str | 
             f"gymnasium-robotics v5 ones ({v5}); they cannot be produced online"
         )
     return None
+
+
+def mamujoco_options(
+    env_config: Mapping[str, Any], card: Mapping[str, Any], eval_enabled: bool
+) -> dict[str, Any]:
+    """``obs_mode``, ``agent_obsk`` and ``observation_version`` for a dataset's env.
+
+    The config's ``env.obs_mode`` / ``env.agent_obsk`` must agree with the card's (a
+    dataset's observations are stored in one mode); null takes the card's. A dataset
+    whose observations cannot be produced online (the card's ``evaluation_refused``,
+    e.g. MuJoCo v2 Ant) is refused when evaluation is on, with the reason.
+    """
+    recorded_mode = card.get("obs_mode", "reference")
+    obs_mode = env_config.get("obs_mode") or recorded_mode
+    if obs_mode != recorded_mode:
+        raise ConfigError(
+            f"config: key 'env.obs_mode': the dataset stores '{recorded_mode}' observations but the config "
+            f"asks for '{obs_mode}'; convert it with python -m omiga_pl.generate_mamujoco convert"
+        )
+    recorded_k = card.get("agent_obsk", 1)
+    agent_obsk = recorded_k if env_config.get("agent_obsk") is None else env_config.get("agent_obsk")
+    if obs_mode == "local" and agent_obsk != recorded_k:
+        raise ConfigError(
+            f"config: key 'env.agent_obsk': the dataset's local observations use agent_obsk={recorded_k}, "
+            f"found {agent_obsk}"
+        )
+    if card.get("evaluation_refused") and eval_enabled:
+        raise ConfigError(
+            f"config: key 'eval.enabled': evaluation refused for this dataset: {card['evaluation_refused']}; "
+            "set eval.enabled=false to train without online evaluation"
+        )
+    return {
+        "obs_mode": obs_mode,
+        "agent_obsk": int(agent_obsk),
+        "observation_version": card.get("observation_version", "v5"),
+    }
 
 
 def _v5_reference_obs_dim(scenario: str) -> int:
