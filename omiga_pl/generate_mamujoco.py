@@ -62,9 +62,12 @@ from omiga_pl.data.formats.native import (
     sidecar_path,
     write_native,
 )
+from omiga_pl.envs.base import StepResult
 from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv, reference_observations
 from omiga_pl.errors import DatasetError, OmigaError
 from omiga_pl.io import atomic_output, sha256_file
+from omiga_pl.rollout import episode_rows
+from omiga_pl.rollout import rollout as run_rollout
 
 EXTRA_FIELDS = ("global_states", "local_observations")
 LEVELS = ("expert", "medium", "medium-replay", "medium-expert")
@@ -187,44 +190,40 @@ def rollout(env: MaMuJoCoVecEnv, policy: Any, episodes: int, seed: int) -> RawEp
     """``episodes`` episodes, ``env.num_envs`` at a time. ``policy(global_states [E, G],
     rng) -> joint actions [E, G_a]`` or None for uniform random per-agent actions."""
     rng = np.random.default_rng(seed)
-    parts, done_eps, batch = [], 0, 0
     n, a_dim = env.spec.dims.n_agents, env.spec.dims.action_dim
+
+    def step_policy(_: StepResult) -> np.ndarray:
+        if policy is None:
+            actions = rng.uniform(-1, 1, (env.num_envs, n, a_dim))
+            for i, size in enumerate(env.action_sizes):
+                actions[:, i, size:] = 0.0
+        else:
+            joint = policy(env.global_states(), rng)
+            actions = np.stack([env.split_joint_actions(j) for j in joint])
+        return actions.astype(np.float32)
+
+    def simulator_views() -> dict[str, np.ndarray]:
+        return {"global_states": env.global_states(), "local_observations": env.local_observations()}
+
+    parts, done_eps, batch = [], 0, 0
     while done_eps < episodes:
-        env.reset(seed + 1_000_003 * batch)
-        batch += 1
         slots = min(env.num_envs, episodes - done_eps)
-        g, loc = [[x] for x in env.global_states()], [[x] for x in env.local_observations()]
-        acts, rews = [[] for _ in range(env.num_envs)], [[] for _ in range(env.num_envs)]
-        live = np.ones(env.num_envs, dtype=bool)
-        term = np.zeros(env.num_envs, dtype=bool)
-        while live[:slots].any():
-            if policy is None:
-                actions = rng.uniform(-1, 1, (env.num_envs, n, a_dim))
-                for i, size in enumerate(env.action_sizes):
-                    actions[:, i, size:] = 0.0
-            else:
-                joint = policy(env.global_states(), rng)
-                actions = np.stack([env.split_joint_actions(j) for j in joint])
-            result = env.step(actions.astype(np.float32))
-            gs, ls = env.global_states(), env.local_observations()
-            for e in np.flatnonzero(live):
-                acts[e].append(actions[e].astype(np.float32))
-                rews[e].append(result.rewards[e])
-                g[e].append(gs[e])
-                loc[e].append(ls[e])
-            term |= live & result.terminated
-            live &= ~result.done
-        for e in range(slots):
-            parts.append(
-                RawEpisodes(
-                    global_states=np.stack(g[e]),
-                    local_observations=np.stack(loc[e]),
-                    actions=np.stack(acts[e]),
-                    rewards=np.asarray(rews[e], dtype=np.float32),
-                    lengths=np.array([len(rews[e])]),
-                    terminated=np.array([term[e]]),
-                )
+        stats = run_rollout(
+            env, step_policy, seed + 1_000_003 * batch, record=True, extras=simulator_views, slots=slots
+        )
+        batch += 1
+        rows = episode_rows(stats, slots)
+        ends = np.cumsum(rows["episode_lengths"]) - 1
+        parts.append(
+            RawEpisodes(
+                global_states=rows["global_states"],
+                local_observations=rows["local_observations"],
+                actions=rows["actions"],
+                rewards=rows["rewards"],
+                lengths=rows["episode_lengths"],
+                terminated=rows["terminations"][ends],
             )
+        )
         done_eps += slots
     return RawEpisodes.concat(parts)
 

@@ -64,6 +64,7 @@ import torch
 
 from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
 from omiga_pl.generate_mamujoco import behaviour_algo_class
+from omiga_pl.rollout import rollout
 
 
 class JointTaskEnv(gym.Env):
@@ -182,15 +183,13 @@ def save_episodes(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
 def evaluate(model: Any, vecnorm: Any, scenario: str, episodes: int, seed: int) -> list[float]:
     """Deterministic returns in the multi-agent env, joint actions split onto agents."""
     env = MaMuJoCoVecEnv(scenario, episodes, obs_mode="local")
-    env.reset(seed)
-    returns = np.zeros(episodes)
-    live = np.ones(episodes, dtype=bool)
-    while live.any():
+
+    def act(_: Any) -> np.ndarray:
         g = env.global_states().astype(np.float64)
         joint, _ = model.predict(vecnorm.normalize_obs(g), deterministic=True)
-        result = env.step(np.stack([env.split_joint_actions(j) for j in joint]))
-        returns += np.where(live, result.rewards, 0.0)
-        live &= ~result.done
+        return np.stack([env.split_joint_actions(j) for j in joint])
+
+    returns = rollout(env, act, seed).returns
     env.close()
     return returns.tolist()
 

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from omiga_pl.data.formats.native import read_native, sidecar_path
-from omiga_pl.generate import batch_to_episodes
 from omiga_pl.io import sha256_file
+from omiga_pl.rollout import EpisodeStats, Trajectory, episode_rows
 
 REPO = Path(__file__).resolve().parents[1]
 # 7 episodes over 4 slots: two batches, the second one only partly kept. The short episode
@@ -148,27 +148,29 @@ def test_unknown_scenario_is_one_line_error(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_batch_to_episodes_row_convention() -> None:
+def test_episode_rows_row_convention() -> None:
     """Two slots, lengths 2 and 3: rows back to back, each episode with its final row."""
     t_max, n, o = 3, 1, 1
     obs = np.arange((t_max + 1) * 2, dtype=np.float32).reshape(t_max + 1, 2, n, o)  # value = 2 * t + slot
-    batch = {
-        "observations": obs,
-        "states": obs[:, :, 0],
-        "avail_actions": np.ones((t_max + 1, 2, n, 2), dtype=bool),
-        "actions": np.zeros((t_max, 2, n), dtype=np.int64),
-        "rewards": np.arange(t_max * 2, dtype=np.float32).reshape(t_max, 2),
-        "terminations": np.array([[False, False], [True, False], [True, True]]),
-        "truncations": np.zeros((t_max, 2), dtype=bool),
-        "lengths": np.array([2, 3]),
-        "won": np.array([True, False]),
-    }
-    out = batch_to_episodes(batch, keep=2)
+    trajectory = Trajectory(
+        observations=obs,
+        states=obs[:, :, 0],
+        avail_actions=np.ones((t_max + 1, 2, n, 2), dtype=bool),
+        actions=np.zeros((t_max, 2, n), dtype=np.int64),
+        rewards=np.arange(t_max * 2, dtype=np.float32).reshape(t_max, 2),
+        terminated=np.array([[False, False], [True, False], [True, True]]),
+        truncated=np.zeros((t_max, 2), dtype=bool),
+        extras={"tag": obs[:, :, 0, 0] + 100},
+    )
+    lengths = np.array([2, 3])
+    stats = EpisodeStats(np.zeros(2), lengths, np.array([True, False]), trajectory)
+    out = episode_rows(stats, keep=2)
     np.testing.assert_array_equal(out["observations"][:, 0, 0], [0, 2, 4, 1, 3, 5, 7])
+    np.testing.assert_array_equal(out["tag"], [100, 102, 104, 101, 103, 105, 107])
     np.testing.assert_array_equal(out["rewards"], [0, 2, 1, 3, 5])
     np.testing.assert_array_equal(out["terminations"], [False, True, False, False, True])
     np.testing.assert_array_equal(out["episode_lengths"], [2, 3])
-    first = batch_to_episodes(batch, keep=1)
+    first = episode_rows(stats, keep=1)
     np.testing.assert_array_equal(first["observations"][:, 0, 0], [0, 2, 4])
     np.testing.assert_array_equal(first["episode_won"], [True])
 
