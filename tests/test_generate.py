@@ -175,7 +175,7 @@ def test_episode_rows_row_convention() -> None:
     np.testing.assert_array_equal(first["episode_won"], [True])
 
 
-def test_mamujoco_subcommand_forwards_to_generate_mamujoco(
+def test_mamujoco_subcommand_is_the_mamujoco_generator(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """``python -m omiga_pl.generate mamujoco ...`` is the MaMuJoCo generator's CLI (nothing trained)."""
@@ -186,7 +186,7 @@ def test_mamujoco_subcommand_forwards_to_generate_mamujoco(
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert (
-        "omiga_pl.generate_mamujoco" in out
+        "python -m omiga_pl.generate mamujoco levels" in out
         and "--behaviour-dir" in out
         and "--select-episodes" in out
         and "--expert-select" in out
@@ -195,6 +195,21 @@ def test_mamujoco_subcommand_forwards_to_generate_mamujoco(
     code = main(
         ["mamujoco", "convert", str(tmp_path / "missing.h5"), str(tmp_path / "out.h5"), "--obs-mode", "local"]
     )
+    assert code == 2
+    assert capsys.readouterr().err.startswith("omiga_pl.generate mamujoco: error:")
+
+
+def test_generate_mamujoco_is_the_same_cli_under_its_older_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Cards and the registry record ``python -m omiga_pl.generate_mamujoco ...`` commands."""
+    from omiga_pl.generate_mamujoco import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["levels", "--help"])
+    assert exit_info.value.code == 0
+    assert "python -m omiga_pl.generate_mamujoco levels" in capsys.readouterr().out
+    code = main(["convert", str(tmp_path / "missing.h5"), str(tmp_path / "out.h5"), "--obs-mode", "local"])
     assert code == 2
     assert capsys.readouterr().err.startswith("omiga_pl.generate_mamujoco: error:")
 

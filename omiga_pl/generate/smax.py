@@ -1,13 +1,12 @@
-"""Generate an offline dataset in the native format: ``python -m omiga_pl.generate``.
+"""Generate an offline SMAX dataset in the native format: ``python -m omiga_pl.generate``.
 
 Example (the bundled default)::
 
     python -m omiga_pl.generate --env smax --scenario 3m --quality medium \\
         --episodes 1000 --seed 0 --num-envs 64 --out data/smax_3m_medium.h5
 
-MaMuJoCo datasets come from trained behaviour policies instead: ``python -m omiga_pl.generate
-mamujoco levels ...`` forwards everything after ``mamujoco`` to
-:mod:`omiga_pl.generate_mamujoco` (see there).
+(``python -m omiga_pl.generate mamujoco ...`` is the MaMuJoCo generator,
+:mod:`omiga_pl.generate.mamujoco`.)
 
 Behaviour policy (SMAX): JaxMARL's heuristic ally policy, where each agent's action is
 replaced, independently per agent and per step with probability ``epsilon``, by an
@@ -296,11 +295,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["mamujoco"]:  # ``python -m omiga_pl.generate mamujoco levels ...``
-        from omiga_pl.generate_mamujoco import main as mamujoco_main
-
-        return mamujoco_main(argv[1:])
+    """The SMAX command line (``python -m omiga_pl.generate --env smax ...``)."""
     args = build_parser().parse_args(argv)
     try:
         card = generate(args)
@@ -316,7 +311,3 @@ def main(argv: list[str] | None = None) -> int:
         f"collect {timing['collect_s']:.1f} s; sha256 {card['sha256']}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
