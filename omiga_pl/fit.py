@@ -1,6 +1,8 @@
-"""Train an offline MARL algorithm: ``python -m omiga_pl.fit --config conf/smac.yaml [key=value ...]``.
+"""Train an offline MARL algorithm: ``python -m omiga_pl.fit [--config conf/smac.yaml] [key=value ...]``.
 
-Reads the config (YAML files merged in order, then dotlist overrides), loads and checks
+Reads the config (the schema's defaults, YAML files merged onto them in order, then dotlist
+overrides; without ``--config``, e.g. ``python -m omiga_pl.fit data.path=my.h5``, the
+environment comes from the dataset card), loads and checks
 the dataset against its environment, builds the DataModule, the algorithm and a
 ``lightning.Trainer`` configured straight from ``trainer.*``, and fits. ``--resume
 PATH.ckpt`` continues a run exactly, in its own run directory.
@@ -45,7 +47,12 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m omiga_pl.fit", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", action="append", default=[], help="YAML config; repeat to merge several")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="YAML config; repeat to merge several (none: the schema's defaults, env from the dataset card)",
+    )
     parser.add_argument("--resume", metavar="PATH.ckpt", help="continue the run saved in this checkpoint")
     parser.add_argument("overrides", nargs="*", help="key=value overrides (OmegaConf dotlist)")
     return parser.parse_args(argv)
@@ -94,12 +101,9 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def build_config(args: argparse.Namespace) -> DictConfig:
-    """The run's config: from --config files, or from the checkpoint being resumed."""
+    """The run's config: the schema's defaults under --config files (if any), or the
+    checkpoint being resumed; then the overrides."""
     if not args.resume:
-        if not args.config:
-            raise ConfigError(
-                "command line: --config is required (e.g. --config conf/smac.yaml) unless --resume"
-            )
         return load_config(args.config, args.overrides)
     saved = load_resume_config(args.resume)
     config = load_config(args.config, args.overrides, base=None if args.config else saved)
