@@ -46,7 +46,7 @@ def main() -> None:
     print(f"batch 128, {args.steps} timed updates after {args.warmup}, median of {args.repeats} runs")
     for label, path in DATASETS.items():
         datamodule = OfflineMARLDataModule(path, batch_size=128)
-        action_type = datamodule.load().action_type
+        action_type = datamodule.load().dims.action_type
         names = [n for n in args.algos if action_type in ALGORITHMS[n].action_types]
         if "omiga" in names:  # OMIGA first: every ratio refers to it
             names.remove("omiga")

@@ -20,6 +20,7 @@ import torch
 
 from omiga_pl.data.formats.native import read_card, read_native
 from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
+from omiga_pl.evaluation import run_episodes
 
 
 def main() -> None:
@@ -57,16 +58,9 @@ def main() -> None:
         loss.backward()
         optimizer.step()
     env = MaMuJoCoVecEnv(card["scenario"], args.episodes, obs_mode="reference")
-    result = env.reset(10_000 + args.seed)
-    returns, steps = np.zeros(args.episodes), np.zeros(args.episodes)
-    live = np.ones(args.episodes, dtype=bool)
-    while live.any():
-        with torch.no_grad():
-            act = net(torch.as_tensor(result.observations)).numpy()
-        result = env.step(act)
-        returns += np.where(live, result.rewards, 0.0)
-        steps += live
-        live &= ~(result.terminated | result.truncated)
+    with torch.no_grad():
+        stats = run_episodes(env, lambda obs, avail: net(obs), seed=10_000 + args.seed)
+    returns, steps = stats.returns, stats.lengths
     print(
         f"{args.path}: BC-MSE after {args.updates} updates: return {returns.mean():.1f} "
         f"± {returns.std():.1f}, "

@@ -1,4 +1,4 @@
-"""Env steps per second of behaviour-policy training (scripts/train_behaviour.py's env).
+"""Env steps per second of behaviour-policy training (omiga_pl.generate.behaviour's env).
 
     python benchmarks/behaviour_speed.py [--scenario Hopper-3x1] [--steps 2000]
 
@@ -11,18 +11,12 @@ core (``taskset -c 0``) to compare learners as the script runs them side by side
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-from train_behaviour import JointTaskEnv, algo_kwargs, hyperparameters
-
-from omiga_pl.generate_mamujoco import behaviour_algo_class
+from omiga_pl.generate.behaviour import JointTaskEnv, algo_kwargs, behaviour_algo_class, hyperparameters
 
 
 def simulator_rate(scenario: str, steps: int) -> float:

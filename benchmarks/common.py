@@ -52,13 +52,7 @@ def build_module(
     torch.manual_seed(seed)
     cls = algorithm_class(name)
     config = asdict(cls.config_class(**algo))
-    dims = storage.dims.as_dict() if hasattr(storage, "dims") else _dims(storage)
-    return cls(dims, config, log_every=10**9)
-
-
-def _dims(storage) -> dict:
-    keys = ("n_agents", "obs_dim", "state_dim", "action_type", "action_dim")
-    return {key: getattr(storage, key) for key in keys}
+    return cls(storage.dims.as_dict(), config, log_every=10**9)
 
 
 def plain_loop(module: OfflineAlgorithm, datamodule: OfflineMARLDataModule, steps: int, warmup: int) -> float:

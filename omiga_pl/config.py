@@ -112,9 +112,6 @@ class ExperimentConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
 def load_config(
     files: list[str | os.PathLike] | None = None,
     overrides: list[str] | None = None,
@@ -204,20 +201,6 @@ def _check_values(config: DictConfig) -> None:
             "config: key 'trainer.precision': float16 needs a loss scaler that per-group clipping "
             "does not support; use '32-true' or 'bf16-mixed'"
         )
-
-
-def resolve_data_path(path: str) -> Path:
-    """A dataset path as given, else relative to the project root (for bundled data),
-    else a registry name (``data/registry.yaml``), whose file is checksum-verified."""
-    given = Path(path).expanduser()
-    if given.exists() or given.is_absolute():
-        return given
-    bundled = PROJECT_ROOT / given
-    if bundled.exists():
-        return bundled
-    from omiga_pl.data.registry import lookup
-
-    return lookup(str(path)) or given
 
 
 def to_container(config: DictConfig) -> dict:

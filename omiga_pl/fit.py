@@ -1,6 +1,8 @@
-"""Train an offline MARL algorithm: ``python -m omiga_pl.fit --config conf/smac.yaml [key=value ...]``.
+"""Train an offline MARL algorithm: ``python -m omiga_pl.fit [--config conf/smac.yaml] [key=value ...]``.
 
-Reads the config (YAML files merged in order, then dotlist overrides), loads and checks
+Reads the config (the schema's defaults, YAML files merged onto them in order, then dotlist
+overrides; without ``--config``, e.g. ``python -m omiga_pl.fit data.path=my.h5``, the
+environment comes from the dataset card), loads and checks
 the dataset against its environment, builds the DataModule, the algorithm and a
 ``lightning.Trainer`` configured straight from ``trainer.*``, and fits. ``--resume
 PATH.ckpt`` continues a run exactly, in its own run directory.
@@ -24,11 +26,12 @@ from omegaconf import DictConfig, OmegaConf
 from omiga_pl.algos import algorithm_class
 from omiga_pl.callbacks.checkpoint import UpdateCheckpoint
 from omiga_pl.callbacks.evaluation import EvaluationCallback
-from omiga_pl.config import load_config, resolve_data_path, to_container
+from omiga_pl.config import load_config, to_container
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
-from omiga_pl.envs import env_spec, make_env
+from omiga_pl.data.paths import resolve_data_path
+from omiga_pl.envs import env_options, env_spec, make_env
 from omiga_pl.errors import CheckpointError, ConfigError, OmigaError
 from omiga_pl.io import atomic_output
 
@@ -44,7 +47,12 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m omiga_pl.fit", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", action="append", default=[], help="YAML config; repeat to merge several")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="YAML config; repeat to merge several (none: the schema's defaults, env from the dataset card)",
+    )
     parser.add_argument("--resume", metavar="PATH.ckpt", help="continue the run saved in this checkpoint")
     parser.add_argument("overrides", nargs="*", help="key=value overrides (OmegaConf dotlist)")
     # Intermixed: overrides may stand before, between or after the --config options.
@@ -94,62 +102,15 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def build_config(args: argparse.Namespace) -> DictConfig:
-    """The run's config: from --config files, or from the checkpoint being resumed."""
+    """The run's config: the schema's defaults under --config files (if any), or the
+    checkpoint being resumed; then the overrides."""
     if not args.resume:
-        if not args.config:
-            raise ConfigError(
-                "command line: --config is required (e.g. --config conf/smac.yaml) unless --resume"
-            )
         return load_config(args.config, args.overrides)
     saved = load_resume_config(args.resume)
     config = load_config(args.config, args.overrides, base=None if args.config else saved)
     config.log.run_name = config.log.run_name or saved["log"]["run_name"]
     check_resume_compatible(args.resume, saved, config)
     return config
-
-
-def env_options(config: DictConfig, card: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for the env adapter from ``env.*`` and the dataset card.
-
-    MaMuJoCo also gets its observation mode and ``agent_obsk`` (config, else card), and
-    the card's observation version; a dataset whose observations cannot be produced
-    online (MuJoCo v2 Ant) is refused here when evaluation is on, with the reason.
-    """
-    episode_limit = config.env.episode_limit or card.get("episode_limit")
-    options: dict[str, Any] = {} if episode_limit is None else {"max_steps": int(episode_limit)}
-    family = config.env.family or card.get("env_family")
-    if family != "mamujoco":
-        for key in ("obs_mode", "agent_obsk"):
-            if config.env[key] is not None:
-                raise ConfigError(
-                    f"config: key 'env.{key}': only used by env.family mamujoco, found {family!r}"
-                )
-        return options
-    recorded_mode = card.get("obs_mode", "reference")
-    obs_mode = config.env.obs_mode or recorded_mode
-    if obs_mode != recorded_mode:
-        raise ConfigError(
-            f"config: key 'env.obs_mode': the dataset stores '{recorded_mode}' observations but the config "
-            f"asks for '{obs_mode}'; convert it with python -m omiga_pl.generate_mamujoco convert"
-        )
-    recorded_k = card.get("agent_obsk", 1)
-    agent_obsk = recorded_k if config.env.agent_obsk is None else config.env.agent_obsk
-    if obs_mode == "local" and agent_obsk != recorded_k:
-        raise ConfigError(
-            f"config: key 'env.agent_obsk': the dataset's local observations use agent_obsk={recorded_k}, "
-            f"found {agent_obsk}"
-        )
-    options.update(
-        obs_mode=obs_mode,
-        agent_obsk=int(agent_obsk),
-        observation_version=card.get("observation_version", "v5"),
-    )
-    if card.get("evaluation_refused") and config.eval.enabled:
-        raise ConfigError(
-            f"config: key 'eval.enabled': evaluation refused for this dataset: {card['evaluation_refused']}; "
-            "set eval.enabled=false to train without online evaluation"
-        )
-    return options
 
 
 def default_run_name(config: DictConfig, card: dict[str, Any], data_path: Path) -> str:
@@ -232,7 +193,7 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         raise ConfigError(
             f"{data_path}: the dataset card names no environment; set env.family and env.scenario"
         )
-    env_kwargs = env_options(config, card)
+    env_kwargs = env_options(family, config.env, card, eval_enabled=config.eval.enabled)
     spec = env_spec(family, scenario, **env_kwargs)
     datamodule = OfflineMARLDataModule(
         data_path,
@@ -263,13 +224,7 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         )
 
     module = algorithm_class(config.algo.name)(
-        dims={
-            "n_agents": storage.n_agents,
-            "obs_dim": storage.obs_dim,
-            "state_dim": storage.state_dim,
-            "action_type": storage.action_type,
-            "action_dim": storage.action_dim,
-        },
+        dims=storage.dims.as_dict(),
         algo=resolved["algo"],
         log_every=config.log.log_every,
         seed=config.seed,

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from omiga_pl.config import load_config, resolve_data_path
+from omiga_pl.config import load_config
+from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.data.formats.native import read_card
 from omiga_pl.fit import run
 

@@ -1,9 +1,11 @@
 """The MaMuJoCo behaviour pipeline end to end, tiny: ``scripts/train_behaviour.py`` (TD3,
-resumed with its replay buffer) then ``generate_mamujoco levels`` on its output."""
+resumed with its replay buffer) then ``python -m omiga_pl.generate mamujoco levels`` on its
+output."""
 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -13,14 +15,18 @@ import numpy as np
 import pytest
 
 from omiga_pl.data.formats.native import read_card, read_native
-from omiga_pl.generate_mamujoco import RawEpisodes, sb3_policy
+from omiga_pl.generate.behaviour import sb3_policy
+from omiga_pl.generate.mamujoco import RawEpisodes
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train_behaviour.py"), "--scenario", "Hopper-3x1"]
+# A script's own directory, not the working directory, heads its sys.path: point it at
+# this checkout's package (not whichever omiga_pl the interpreter has installed).
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 
 
 def run(args: list[str], cwd: Path) -> str:
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -29,7 +35,8 @@ def levels_argv(behaviour_dir: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "omiga_pl.generate_mamujoco",
+        "omiga_pl.generate",
+        "mamujoco",
         "levels",
         "--behaviour-dir",
         str(behaviour_dir),
@@ -132,6 +139,7 @@ def test_replay_fraction_out_of_range_is_refused(behaviour_dir: Path, tmp_path: 
     done = subprocess.run(
         [*argv, "--replay-fraction", "0", "--out-dir", str(tmp_path), "--prefix", "x"],
         cwd=ROOT,
+        env=ENV,
         capture_output=True,
         text=True,
     )
@@ -143,6 +151,7 @@ def test_resuming_with_another_algo_is_refused(behaviour_dir: Path) -> None:
     before = (behaviour_dir / "progress.json").read_text()
     done = subprocess.run(
         [*TRAIN, "--algo", "sac", "--total-steps", "800", "--out", str(behaviour_dir)],
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=600,

@@ -149,8 +149,20 @@ def test_config_errors_and_missing_checkpoint(tmp_path, capsys):
     assert "key 'algo.alpah': unknown key" in error_of(capsys)
     assert main(["--resume", str(tmp_path / "none.ckpt")]) == 2
     assert "none.ckpt: checkpoint file not found" in error_of(capsys)
-    assert main([]) == 2
-    assert "--config is required" in error_of(capsys)
+    # Without --config the schema's defaults apply; a bad override still names its key.
+    assert main(["trainer.max_stepz=1"]) == 2
+    assert "command line: key 'trainer.max_stepz': unknown key" in error_of(capsys)
+
+
+def test_fit_without_config_takes_the_env_from_the_card(tmp_path, smax_3m_file):
+    """``python -m omiga_pl.fit data.path=FILE ...``: no YAML, the schema's defaults."""
+    args = [f"data.path={smax_3m_file}", "trainer.max_steps=3", "eval.enabled=false", "log.run_name=bare"]
+    assert main([*args, f"log.out_dir={tmp_path / 'runs'}", *QUIET]) == 0
+    saved = load(tmp_path / "runs" / "bare" / "checkpoints" / "last.ckpt")
+    assert saved["global_step"] == 3
+    config = saved["omiga_pl_config"]
+    assert (config["env"]["family"], config["env"]["scenario"]) == (None, None)  # from the card
+    assert config["algo"]["hidden_sizes"] == [256, 256] and config["data"]["batch_size"] == 128
 
 
 def run_cli(tmp_path, *args):

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from omiga_pl.data.formats.native import read_native, sidecar_path
-from omiga_pl.generate import batch_to_episodes
 from omiga_pl.io import sha256_file
+from omiga_pl.rollout import EpisodeStats, Trajectory, episode_rows
 
 REPO = Path(__file__).resolve().parents[1]
 # 7 episodes over 4 slots: two batches, the second one only partly kept. The short episode
@@ -68,7 +68,8 @@ def test_cli_writes_a_valid_dataset_with_its_card(
     out, proc = generated
     data, card = read_native(out)
     assert data.n_episodes == 7 and card["n_episodes"] == 7
-    assert (data.n_agents, data.obs_dim, data.state_dim, data.action_dim) == (3, 75, 72, 8)
+    d = data.dims
+    assert (d.n_agents, d.obs_dim, d.state_dim, d.action_dim) == (3, 75, 72, 8)
     assert data.episode_won is not None and data.states is not None and data.avail_actions is not None
     for key in (
         "env_family",
@@ -147,32 +148,34 @@ def test_unknown_scenario_is_one_line_error(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_batch_to_episodes_row_convention() -> None:
+def test_episode_rows_row_convention() -> None:
     """Two slots, lengths 2 and 3: rows back to back, each episode with its final row."""
     t_max, n, o = 3, 1, 1
     obs = np.arange((t_max + 1) * 2, dtype=np.float32).reshape(t_max + 1, 2, n, o)  # value = 2 * t + slot
-    batch = {
-        "observations": obs,
-        "states": obs[:, :, 0],
-        "avail_actions": np.ones((t_max + 1, 2, n, 2), dtype=bool),
-        "actions": np.zeros((t_max, 2, n), dtype=np.int64),
-        "rewards": np.arange(t_max * 2, dtype=np.float32).reshape(t_max, 2),
-        "terminations": np.array([[False, False], [True, False], [True, True]]),
-        "truncations": np.zeros((t_max, 2), dtype=bool),
-        "lengths": np.array([2, 3]),
-        "won": np.array([True, False]),
-    }
-    out = batch_to_episodes(batch, keep=2)
+    trajectory = Trajectory(
+        observations=obs,
+        states=obs[:, :, 0],
+        avail_actions=np.ones((t_max + 1, 2, n, 2), dtype=bool),
+        actions=np.zeros((t_max, 2, n), dtype=np.int64),
+        rewards=np.arange(t_max * 2, dtype=np.float32).reshape(t_max, 2),
+        terminated=np.array([[False, False], [True, False], [True, True]]),
+        truncated=np.zeros((t_max, 2), dtype=bool),
+        extras={"tag": obs[:, :, 0, 0] + 100},
+    )
+    lengths = np.array([2, 3])
+    stats = EpisodeStats(np.zeros(2), lengths, np.array([True, False]), trajectory)
+    out = episode_rows(stats, keep=2)
     np.testing.assert_array_equal(out["observations"][:, 0, 0], [0, 2, 4, 1, 3, 5, 7])
+    np.testing.assert_array_equal(out["tag"], [100, 102, 104, 101, 103, 105, 107])
     np.testing.assert_array_equal(out["rewards"], [0, 2, 1, 3, 5])
     np.testing.assert_array_equal(out["terminations"], [False, True, False, False, True])
     np.testing.assert_array_equal(out["episode_lengths"], [2, 3])
-    first = batch_to_episodes(batch, keep=1)
+    first = episode_rows(stats, keep=1)
     np.testing.assert_array_equal(first["observations"][:, 0, 0], [0, 2, 4])
     np.testing.assert_array_equal(first["episode_won"], [True])
 
 
-def test_mamujoco_subcommand_forwards_to_generate_mamujoco(
+def test_mamujoco_subcommand_is_the_mamujoco_generator(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """``python -m omiga_pl.generate mamujoco ...`` is the MaMuJoCo generator's CLI (nothing trained)."""
@@ -183,7 +186,7 @@ def test_mamujoco_subcommand_forwards_to_generate_mamujoco(
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert (
-        "omiga_pl.generate_mamujoco" in out
+        "python -m omiga_pl.generate mamujoco levels" in out
         and "--behaviour-dir" in out
         and "--select-episodes" in out
         and "--expert-select" in out
@@ -192,6 +195,21 @@ def test_mamujoco_subcommand_forwards_to_generate_mamujoco(
     code = main(
         ["mamujoco", "convert", str(tmp_path / "missing.h5"), str(tmp_path / "out.h5"), "--obs-mode", "local"]
     )
+    assert code == 2
+    assert capsys.readouterr().err.startswith("omiga_pl.generate mamujoco: error:")
+
+
+def test_generate_mamujoco_is_the_same_cli_under_its_older_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Cards and the registry record ``python -m omiga_pl.generate_mamujoco ...`` commands."""
+    from omiga_pl.generate_mamujoco import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["levels", "--help"])
+    assert exit_info.value.code == 0
+    assert "python -m omiga_pl.generate_mamujoco levels" in capsys.readouterr().out
+    code = main(["convert", str(tmp_path / "missing.h5"), str(tmp_path / "out.h5"), "--obs-mode", "local"])
     assert code == 2
     assert capsys.readouterr().err.startswith("omiga_pl.generate_mamujoco: error:")
 

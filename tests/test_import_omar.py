@@ -32,7 +32,7 @@ def test_boundaries_final_rows_and_card(omar):
     np.testing.assert_array_equal(data.rewards, exp["rews"])
     assert np.flatnonzero(data.terminations).tolist() == [74]
     assert np.flatnonzero(data.truncations).tolist() == [24, 49, 99]
-    assert data.states is None and data.action_type == "continuous"
+    assert data.states is None and data.dims.action_type == "continuous"
     assert (card["env_family"], card["scenario"], card["quality"], card["seed"]) == (
         "mpe",
         "simple_spread",
@@ -46,7 +46,7 @@ def test_fixed_episode_length_and_one_hot_actions(tmp_path):
     directory = tmp_path / "d"
     exp = write_omar(directory, n_episodes=3, episode_length=5, one_hot=True)
     data, card = import_omar(directory, episode_length=5)
-    assert data.action_type == "discrete"
+    assert data.dims.action_type == "discrete"
     np.testing.assert_array_equal(data.actions, exp["acs"].argmax(-1))
     assert card["episode_limit"] == 5 and "fixed episodes of 5" in card["derived"]["episodes"]
     with pytest.raises(DatasetError, match="15 steps is not a multiple of episode_length 4"):
@@ -60,7 +60,7 @@ def test_states_and_round_trip_into_a_batch(omar, tmp_path):
         np.save(directory / f"states_{i}.npy", state)
         np.save(directory / f"next_states_{i}.npy", state + 1)
     data, card = import_omar(directory)
-    assert data.state_dim == 7 and "identical for all agents" in card["derived"]["states"]
+    assert data.dims.state_dim == 7 and "identical for all agents" in card["derived"]["states"]
     np.testing.assert_array_equal(data.states[25], state[24] + 1)
     path = tmp_path / "omar.h5"
     write_native(path, data, card)

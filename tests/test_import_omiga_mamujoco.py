@@ -72,14 +72,14 @@ def test_import_hopper_time_limit_and_termination(tmp_path):
     storage = TransitionStorage(read_native(out)[0])
     masks = storage.masks.numpy()
     assert masks[4] == 0 and masks[12] == 1 and masks.sum() == 12  # only the true terminal masked
-    assert storage.state_dim == 3 * 14
+    assert storage.dims.state_dim == 3 * 14
 
 
 def test_import_ant_v2_trains_but_refuses_evaluation(tmp_path, capsys):
     path = tmp_path / "Ant-v2-2x4-expert.hdf5"
     write_reference_file(path, [6, 4, 7], n_agents=2, global_dim=111, act_dim=4)
     data, card = import_omiga_mamujoco(path)
-    assert data.obs_dim == 113 and "cannot be produced online" in card["evaluation_refused"]
+    assert data.dims.obs_dim == 113 and "cannot be produced online" in card["evaluation_refused"]
     native = tmp_path / "ant.h5"
     write_native(native, data, card)
     common = [

@@ -60,7 +60,7 @@ def test_values_follow_the_reference_construction(written):
     ends = np.cumsum(lengths) - 1
     assert np.flatnonzero(data.terminations).tolist() == ends.tolist()
     assert not data.truncations.any()
-    assert data.state_dim == 72 and data.obs_dim == 75 and data.action_dim == 8
+    assert (data.dims.state_dim, data.dims.obs_dim, data.dims.action_dim) == (72, 75, 8)
     assert card["scenario"] == "3m" and card["quality"] == "good" and card["env_family"] == "smac"
     assert card["episode_limit"] == 60 and card["source_files"] == 11
     for key in ("observations", "states", "terminations", "truncations", "rewards", "source_done_flags"):

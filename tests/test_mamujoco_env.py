@@ -21,10 +21,11 @@ TASKS = [
 
 @pytest.mark.parametrize("task, n, g, local, act", TASKS)
 def test_sizes_in_both_modes(task, n, g, local, act):
-    ref = env_spec("mamujoco", task)
+    spec = env_spec("mamujoco", task)
+    ref = spec.dims
     assert (ref.n_agents, ref.obs_dim, ref.state_dim, ref.action_dim) == (n, g + n, n * (g + n), act)
-    assert ref.action_type == "continuous" and ref.episode_limit == 1000
-    loc = env_spec("mamujoco", task, obs_mode="local")
+    assert ref.action_type == "continuous" and spec.episode_limit == 1000
+    loc = env_spec("mamujoco", task, obs_mode="local").dims
     assert (loc.obs_dim, loc.state_dim) == (max(local), g)
     env = MaMuJoCoVecEnv(task, 2, obs_mode="local")
     assert env.local_sizes == local
@@ -106,5 +107,33 @@ def test_bad_arguments_are_config_errors():
         make_env("mamujoco", "Hopper-7x9", num_envs=1)
     with pytest.raises(ConfigError, match="evaluation refused"):
         make_env("mamujoco", "Ant-2x4", num_envs=1, observation_version="v2")
-    assert env_spec("mamujoco", "Ant-2x4", observation_version="v2").obs_dim == 113
-    assert env_spec("mamujoco", "Hopper-3x1", observation_version="v2").obs_dim == 14
+    assert env_spec("mamujoco", "Ant-2x4", observation_version="v2").dims.obs_dim == 113
+    assert env_spec("mamujoco", "Hopper-3x1", observation_version="v2").dims.obs_dim == 14
+
+
+def test_env_options_from_config_and_card():
+    """The env layer's option handling: episode limit, MaMuJoCo modes, refusals (no simulator)."""
+    from omegaconf import OmegaConf
+
+    from omiga_pl.config import EnvConfig
+    from omiga_pl.envs import env_options
+
+    def env(**values):
+        return OmegaConf.merge(OmegaConf.structured(EnvConfig), values)
+
+    card = {"episode_limit": 500, "obs_mode": "local", "agent_obsk": 2, "observation_version": "v5"}
+    assert env_options("mamujoco", env(), card, eval_enabled=True) == {
+        "max_steps": 500,
+        "obs_mode": "local",
+        "agent_obsk": 2,
+        "observation_version": "v5",
+    }
+    assert env_options("smax", env(episode_limit=40), {"episode_limit": 100}, True) == {"max_steps": 40}
+    with pytest.raises(ConfigError, match=r"^config: key 'env.obs_mode': only used by env.family mamujoco"):
+        env_options("smax", env(obs_mode="local"), {}, True)
+    with pytest.raises(ConfigError, match=r"^config: key 'env.agent_obsk': .* use agent_obsk=2, found 1$"):
+        env_options("mamujoco", env(agent_obsk=1), card, True)
+    refused = {"evaluation_refused": "v2 observations"}
+    with pytest.raises(ConfigError, match=r"^config: key 'eval.enabled': evaluation refused .*: v2 obs"):
+        env_options("mamujoco", env(), refused, eval_enabled=True)
+    assert env_options("mamujoco", env(), refused, eval_enabled=False)["obs_mode"] == "reference"

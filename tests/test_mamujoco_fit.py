@@ -12,11 +12,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from omiga_pl.config import resolve_data_path
 from omiga_pl.data.formats.native import read_card, read_native
+from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
 from omiga_pl.fit import main
-from omiga_pl.generate_mamujoco import convert, read_raw, rollout, write_mamujoco
+from omiga_pl.generate.mamujoco import convert, read_raw, rollout, write_mamujoco
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf" / "mamujoco.yaml")
@@ -49,7 +49,7 @@ def load(path):
 
 def test_generated_file_holds_both_modes_and_converts(hopper_file, tmp_path):
     data, card = read_native(hopper_file)
-    assert data.action_type == "continuous" and data.obs_dim == 14 and data.states is None
+    assert data.dims.action_type == "continuous" and data.dims.obs_dim == 14 and data.states is None
     raw, _ = read_raw(hopper_file)
     assert raw.global_states.shape == (data.observations.shape[0], 11)
     assert raw.local_observations.shape == (data.observations.shape[0], 3, 9)
@@ -159,7 +159,7 @@ def test_every_task_config_loads(name):
 
 
 def test_level_selection_from_behaviour_progress():
-    from omiga_pl.generate_mamujoco import pick_levels
+    from omiga_pl.generate.mamujoco import pick_levels
 
     returns = {10: 300.0, 20: 700.0, 30: 1900.0, 40: 2700.0, 50: 1300.0}
     progress = {"checkpoints": [{"step": s, "eval_return_mean": r} for s, r in returns.items()]}
@@ -169,7 +169,7 @@ def test_level_selection_from_behaviour_progress():
 
 
 def test_medium_is_the_candidate_closest_to_a_third_of_the_expert():
-    from omiga_pl.generate_mamujoco import choose_medium
+    from omiga_pl.generate.mamujoco import choose_medium
 
     # Stochastic multi-episode returns per checkpoint; expert dataset mean 1000 -> target 333.
     candidates = {30: 700.0, 10: -40.0, 20: 300.0, 40: 1000.0}

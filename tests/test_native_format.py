@@ -9,6 +9,7 @@ from conftest import make_episodes
 
 from omiga_pl.data.compat import check_card_matches_env, check_dataset_matches_env
 from omiga_pl.data.formats.native import read_card, read_native, sidecar_path, write_native
+from omiga_pl.dims import ProblemDims
 from omiga_pl.envs.base import EnvSpec
 from omiga_pl.errors import DatasetError, OmigaError
 from omiga_pl.io import sha256_file
@@ -16,11 +17,7 @@ from omiga_pl.io import sha256_file
 SPEC_3M = EnvSpec(
     "smax",
     "3m",
-    n_agents=3,
-    obs_dim=75,
-    state_dim=72,
-    action_type="discrete",
-    action_dim=8,
+    dims=ProblemDims(n_agents=3, obs_dim=75, state_dim=72, action_type="discrete", action_dim=8),
     episode_limit=100,
 )
 

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from conftest import make_episodes
 
-from omiga_pl.config import resolve_data_path
 from omiga_pl.data import registry
 from omiga_pl.data.formats.detect import IMPORTERS, NATIVE
 from omiga_pl.data.formats.native import sidecar_path, write_native
+from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.errors import DatasetError, OmigaError
 
 

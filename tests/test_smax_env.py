@@ -52,9 +52,10 @@ def unit_health(states: np.ndarray) -> np.ndarray:
 
 def test_spec_and_shapes_3m(env: SMAXVecEnv) -> None:
     spec = env.spec
-    assert (spec.family, spec.scenario, spec.action_type) == ("smax", "3m", "discrete")
+    assert (spec.family, spec.scenario, spec.dims.action_type) == ("smax", "3m", "discrete")
     # SMAX's own dims (SMAC's 3m would be obs 30, state 48, 9 actions).
-    assert (spec.n_agents, spec.obs_dim, spec.state_dim, spec.action_dim) == (3, 75, 72, 8)
+    d = spec.dims
+    assert (d.n_agents, d.obs_dim, d.state_dim, d.action_dim) == (3, 75, 72, 8)
     assert spec.episode_limit == MAX_STEPS
     result = env.reset(0)
     assert result.observations.shape == (NUM_ENVS, 3, 75) and result.observations.dtype == np.float32
@@ -165,7 +166,7 @@ def test_spec_without_compiling(env: SMAXVecEnv) -> None:
     assert smax_spec("3m", max_steps=MAX_STEPS) == env.spec
     assert smax_spec("3m").episode_limit == 100  # SMAX's default limit
     big = smax_spec("10m_vs_11m")
-    assert (big.n_agents, big.action_dim) == (10, 16)  # 5 movement actions + one per enemy
+    assert (big.dims.n_agents, big.dims.action_dim) == (10, 16)  # 5 movement actions + one per enemy
 
 
 def test_unknown_scenario_is_a_config_error() -> None:

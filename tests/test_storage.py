@@ -61,7 +61,7 @@ def test_missing_state_falls_back_to_concatenated_observations():
     data.states = None
     storage = TransitionStorage(data)
     batch = storage.gather(torch.tensor([2]))
-    assert storage.state_dim == 4
+    assert storage.dims.state_dim == 4
     np.testing.assert_array_equal(batch.states.numpy(), [[2, 0, 2, 1]])
     # a view, not a copy: no extra memory
     assert storage.states.untyped_storage().data_ptr() == storage.observations.untyped_storage().data_ptr()

@@ -78,8 +78,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if longest > limit:
         print(f"warning: the longest episode has {longest} steps, more than the episode limit {limit}")
     print(
-        f"OK: {path} ({fmt}) matches {family}/{scenario}: {spec.n_agents} agents, obs {spec.obs_dim}, "
-        f"state {data.state_dim}, {spec.action_type} actions × {spec.action_dim}; "
+        f"OK: {path} ({fmt}) matches {family}/{scenario}: {spec.dims.n_agents} agents, "
+        f"obs {spec.dims.obs_dim}, state {data.dims.state_dim}, "
+        f"{spec.dims.action_type} actions × {spec.dims.action_dim}; "
         f"{data.n_episodes} episodes, {data.n_transitions} transitions"
     )
     return 0

@@ -39,13 +39,14 @@ SHOWN = {
 def summary(label: str, fmt: str, data: EpisodeDataset, card: dict[str, Any], bins: int = 10) -> str:
     """The ``inspect`` text: identity, dims, statistics, derived notes, histogram, card."""
     stats = dataset_statistics(data)
+    dims = data.dims
     lines = [
         f"dataset      {label}  ({fmt})",
         f"environment  {card.get('env_family', '?')}/{card.get('scenario', '?')}   quality "
         f"{card.get('quality', '?')}   episode limit {card.get('episode_limit', '?')}",
-        f"agents       {data.n_agents}   obs {data.obs_dim}   state {data.state_dim}"
+        f"agents       {dims.n_agents}   obs {dims.obs_dim}   state {dims.state_dim}"
         f"{'' if data.states is not None else ' (concatenated observations)'}   actions "
-        f"{data.action_type} × {data.action_dim}",
+        f"{dims.action_type} × {dims.action_dim}",
         f"episodes     {stats['n_episodes']}   transitions {stats['n_transitions']}   "
         f"length mean {stats['episode_length_mean']:.1f} (min {int(data.episode_lengths.min())}, "
         f"max {int(data.episode_lengths.max())})",

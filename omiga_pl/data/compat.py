@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from omiga_pl.data.formats.native import EpisodeDataset
 from omiga_pl.envs.base import EnvSpec
@@ -11,33 +10,35 @@ from omiga_pl.errors import DatasetError
 
 
 def check_dataset_matches_env(path: str | os.PathLike, data: EpisodeDataset, spec: EnvSpec) -> None:
-    """Raise :class:`DatasetError` naming the first field where ``data`` and ``spec`` disagree."""
-    expected: list[tuple[str, str, Any, Any]] = [
-        ("observations", "agent count", spec.n_agents, data.n_agents),
-        ("observations", "observation size", spec.obs_dim, data.obs_dim),
-        ("actions", "action type", spec.action_type, data.action_type),
-        (
-            "actions",
-            "actions per agent" if spec.action_type == "discrete" else "action size",
-            spec.action_dim,
-            data.action_dim,
-        ),
+    """Raise :class:`DatasetError` naming the first field where ``data`` and ``spec`` disagree.
+
+    The two :class:`~omiga_pl.dims.ProblemDims` are compared size by size, each under the
+    dataset field that holds it; the state size only when the dataset stores states (else
+    it is the concatenated observations', which the observation size already checks).
+    """
+    want, found = spec.dims, data.dims
+    checks: list[tuple[str, str, str]] = [
+        ("observations", "agent count", "n_agents"),
+        ("observations", "observation size", "obs_dim"),
+        ("actions", "action type", "action_type"),
+        ("actions", "actions per agent" if want.action_type == "discrete" else "action size", "action_dim"),
     ]
     if data.states is not None:
-        expected.append(("states", "state size", spec.state_dim, data.state_dim))
-    for field, what, want, found in expected:
-        if want != found:
+        checks.append(("states", "state size", "state_dim"))
+    for field, what, name in checks:
+        expected, actual = getattr(want, name), getattr(found, name)
+        if expected != actual:
             raise DatasetError(
                 path,
                 field,
                 f"{what} does not match environment {spec.family}/{spec.scenario}: "
-                f"expected {want}, found {found}",
+                f"expected {expected}, found {actual}",
             )
-    if data.action_type == "discrete" and data.actions.max() >= spec.action_dim:
+    if found.action_type == "discrete" and data.actions.max() >= want.action_dim:
         raise DatasetError(
             path,
             "actions",
-            f"expected indices < {spec.action_dim} for {spec.family}/{spec.scenario}, "
+            f"expected indices < {want.action_dim} for {spec.family}/{spec.scenario}, "
             f"found {data.actions.max()}",
         )
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from omiga_pl.config import resolve_data_path
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.compat import check_dataset_matches_env
 from omiga_pl.data.formats.native import read_native
+from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.data.storage import TransitionStorage
 from omiga_pl.envs.base import EnvSpec
 from omiga_pl.errors import CheckpointError

@@ -30,6 +30,7 @@ def reward_to_go(rewards: np.ndarray, episode_lengths: np.ndarray) -> np.ndarray
 class TransitionStorage:
     """Tensors of one dataset plus the row index of every transition.
 
+    dims: the dataset's :class:`~omiga_pl.dims.ProblemDims` (N, O, S, action type, A).
     rows [T] int64; observations [T+E, N, O]; states [T+E, S] (a view of the
     observations when the dataset has no global state); avail_actions [T+E, N, A] bool
     or None; actions [T, N] / [T, N, A]; rewards [T]; masks [T] = 1 - termination;
@@ -37,11 +38,7 @@ class TransitionStorage:
     """
 
     def __init__(self, data: EpisodeDataset, use_reward_to_go: bool = False) -> None:
-        self.n_agents = data.n_agents
-        self.obs_dim = data.obs_dim
-        self.state_dim = data.state_dim
-        self.action_type = data.action_type
-        self.action_dim = data.action_dim
+        self.dims = data.dims
         self.n_transitions = data.n_transitions
         self.rows = torch.from_numpy(data.transition_rows())
         self.observations = torch.from_numpy(np.ascontiguousarray(data.observations))
@@ -50,7 +47,7 @@ class TransitionStorage:
         else:
             self.states = self.observations.reshape(self.observations.shape[0], -1)
         self.avail_actions = None if data.avail_actions is None else torch.from_numpy(data.avail_actions)
-        if self.action_type == "discrete":
+        if self.dims.action_type == "discrete":
             self.actions = torch.from_numpy(data.actions.astype(np.int64, copy=False))
         else:
             self.actions = torch.from_numpy(data.actions.astype(np.float32, copy=False))

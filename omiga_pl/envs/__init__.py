@@ -2,19 +2,50 @@
 
 ``make_env`` builds a runnable vectorised env; ``env_spec`` only describes one (sizes,
 action type, episode limit), cheaply, so a dataset can be checked without compiling
-or starting a simulator.
+or starting a simulator; ``env_options`` turns the ``env.*`` config and a dataset card
+into the keyword arguments both take.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from omiga_pl.envs.base import EnvSpec, StepResult, VecMultiAgentEnv
 from omiga_pl.errors import ConfigError
 
-__all__ = ["FAMILIES", "EnvSpec", "StepResult", "VecMultiAgentEnv", "env_spec", "make_env"]
+__all__ = ["FAMILIES", "EnvSpec", "StepResult", "VecMultiAgentEnv", "env_options", "env_spec", "make_env"]
 
 FAMILIES = ("smax", "mamujoco")
+# env.* keys only one family reads; any other family refuses them rather than ignore them.
+FAMILY_OPTIONS = {"mamujoco": ("obs_mode", "agent_obsk")}
+
+
+def env_options(
+    family: str | None, env_config: Mapping[str, Any], card: Mapping[str, Any], eval_enabled: bool
+) -> dict[str, Any]:
+    """Keyword arguments for :func:`make_env` / :func:`env_spec` from ``env.*`` and the card.
+
+    ``env_config`` is the config's ``env`` section; ``card`` the dataset card. The episode
+    limit is the config's, else the card's (else the adapter's default); the family's own
+    options come from its adapter (:func:`omiga_pl.envs.mamujoco.mamujoco_options`), which
+    may refuse online evaluation when ``eval_enabled``.
+    """
+    episode_limit = env_config.get("episode_limit") or card.get("episode_limit")
+    options: dict[str, Any] = {} if episode_limit is None else {"max_steps": int(episode_limit)}
+    for owner, keys in FAMILY_OPTIONS.items():
+        if owner == family:
+            continue
+        for key in keys:
+            if env_config.get(key) is not None:
+                raise ConfigError(
+                    f"config: key 'env.{key}': only used by env.family {owner}, found {family!r}"
+                )
+    if family == "mamujoco":
+        from omiga_pl.envs.mamujoco import mamujoco_options
+
+        options.update(mamujoco_options(env_config, card, eval_enabled))
+    return options
 
 
 def make_env(family: str, scenario: str, num_envs: int, **kwargs: Any) -> VecMultiAgentEnv:

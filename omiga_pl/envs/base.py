@@ -10,35 +10,38 @@ Shapes use E = num_envs, N = agents, O = obs_dim, S = state_dim, A = action_dim.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-ActionType = Literal["discrete", "continuous"]
+from omiga_pl.dims import ProblemDims
 
 
 @dataclass(frozen=True)
 class EnvSpec:
     """What a dataset must match to be trained on / evaluated in an environment.
 
-    ``action_dim`` is the number of discrete actions per agent, or the size of one
-    agent's continuous action vector. ``has_win_signal``: episodes can be won (SMAC-like
-    battles), so evaluation reports a win rate.
+    ``dims``: the problem sizes (agents, observation, state, action type and size), the
+    same :class:`ProblemDims` a dataset and the networks carry. ``has_win_signal``:
+    episodes can be won (SMAC-like battles), so evaluation reports a win rate.
     """
 
     family: str
     scenario: str
-    n_agents: int
-    obs_dim: int
-    state_dim: int
-    action_type: ActionType
-    action_dim: int
+    dims: ProblemDims
     episode_limit: int
     has_win_signal: bool = False
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Flat: family, scenario, the five sizes, episode_limit, has_win_signal."""
+        return {
+            "family": self.family,
+            "scenario": self.scenario,
+            **self.dims.as_dict(),
+            "episode_limit": self.episode_limit,
+            "has_win_signal": self.has_win_signal,
+        }
 
 
 @dataclass

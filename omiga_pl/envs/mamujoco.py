@@ -33,12 +33,15 @@ HalfCheetah   6   17      23          9,9,8,9,9,8 23
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from omiga_pl.dims import ProblemDims
 from omiga_pl.envs.base import EnvSpec, StepResult
 from omiga_pl.errors import ConfigError
 
@@ -149,11 +152,13 @@ class MaMuJoCoVecEnv:
         self.spec = EnvSpec(
             family="mamujoco",
             scenario=scenario,
-            n_agents=n,
-            obs_dim=obs_dim,
-            state_dim=state_dim,
-            action_type="continuous",
-            action_dim=max(self.action_sizes),
+            dims=ProblemDims(
+                n_agents=n,
+                obs_dim=obs_dim,
+                state_dim=state_dim,
+                action_type="continuous",
+                action_dim=max(self.action_sizes),
+            ),
             episode_limit=max_steps,
         )
         self._steps = np.zeros(self.num_envs, dtype=np.int64)
@@ -164,7 +169,7 @@ class MaMuJoCoVecEnv:
     def split_joint_actions(self, joint: np.ndarray) -> np.ndarray:
         """Joint single-agent action [G_a] -> per-agent actions [N, A] (zero-padded)."""
         local = self.envs[0].map_global_action_to_local_actions(np.asarray(joint))
-        return pad_agents([local[a] for a in self.agents], self.spec.action_dim)
+        return pad_agents([local[a] for a in self.agents], self.spec.dims.action_dim)
 
     def join_agent_actions(self, actions: np.ndarray) -> np.ndarray:
         """Per-agent actions [N, A] -> the joint single-agent action [G_a]."""
@@ -188,7 +193,7 @@ class MaMuJoCoVecEnv:
     def observe(self) -> tuple[np.ndarray, np.ndarray]:
         """(observations [E, N, O], states [E, S]) in this env's observation mode."""
         if self.obs_mode == "reference":
-            obs = reference_observations(self.global_states(), self.spec.n_agents)
+            obs = reference_observations(self.global_states(), self.spec.dims.n_agents)
             return obs, obs.reshape(self.num_envs, -1)
         return self.local_observations(), self.global_states()
 
@@ -220,7 +225,7 @@ class MaMuJoCoVecEnv:
         if self._last is None:
             raise RuntimeError("MaMuJoCoVecEnv.step() called before reset()")
         actions = np.asarray(actions, dtype=np.float64)
-        expected = (self.num_envs, self.spec.n_agents, self.spec.action_dim)
+        expected = (self.num_envs, self.spec.dims.n_agents, self.spec.dims.action_dim)
         if actions.shape != expected:
             raise ValueError(f"actions: expected shape {list(expected)}, found {list(actions.shape)}")
         actions = np.clip(actions, -1.0, 1.0)
@@ -280,10 +285,46 @@ def v2_refusal(scenario: str, obs_mode: str, observation_version: str) -> str | 
     return None
 
 
+def mamujoco_options(
+    env_config: Mapping[str, Any], card: Mapping[str, Any], eval_enabled: bool
+) -> dict[str, Any]:
+    """``obs_mode``, ``agent_obsk`` and ``observation_version`` for a dataset's env.
+
+    The config's ``env.obs_mode`` / ``env.agent_obsk`` must agree with the card's (a
+    dataset's observations are stored in one mode); null takes the card's. A dataset
+    whose observations cannot be produced online (the card's ``evaluation_refused``,
+    e.g. MuJoCo v2 Ant) is refused when evaluation is on, with the reason.
+    """
+    recorded_mode = card.get("obs_mode", "reference")
+    obs_mode = env_config.get("obs_mode") or recorded_mode
+    if obs_mode != recorded_mode:
+        raise ConfigError(
+            f"config: key 'env.obs_mode': the dataset stores '{recorded_mode}' observations but the config "
+            f"asks for '{obs_mode}'; convert it with python -m omiga_pl.generate_mamujoco convert"
+        )
+    recorded_k = card.get("agent_obsk", 1)
+    agent_obsk = recorded_k if env_config.get("agent_obsk") is None else env_config.get("agent_obsk")
+    if obs_mode == "local" and agent_obsk != recorded_k:
+        raise ConfigError(
+            f"config: key 'env.agent_obsk': the dataset's local observations use agent_obsk={recorded_k}, "
+            f"found {agent_obsk}"
+        )
+    if card.get("evaluation_refused") and eval_enabled:
+        raise ConfigError(
+            f"config: key 'eval.enabled': evaluation refused for this dataset: {card['evaluation_refused']}; "
+            "set eval.enabled=false to train without online evaluation"
+        )
+    return {
+        "obs_mode": obs_mode,
+        "agent_obsk": int(agent_obsk),
+        "observation_version": card.get("observation_version", "v5"),
+    }
+
+
 def _v5_reference_obs_dim(scenario: str) -> int:
     env = MaMuJoCoVecEnv(scenario, 1)
     env.close()
-    return env.spec.obs_dim
+    return env.spec.dims.obs_dim
 
 
 def mamujoco_spec(
@@ -303,6 +344,7 @@ def mamujoco_spec(
     env.close()
     spec = env.spec
     if observation_version == "v2" and v2_refusal(scenario, obs_mode, observation_version):
-        v2 = REFERENCE_V2_OBS_DIM.get(scenario, spec.obs_dim)
-        spec = EnvSpec(**{**spec.as_dict(), "obs_dim": v2, "state_dim": spec.n_agents * v2})
+        v2 = REFERENCE_V2_OBS_DIM.get(scenario, spec.dims.obs_dim)
+        dims = dataclasses.replace(spec.dims, obs_dim=v2, state_dim=spec.dims.n_agents * v2)
+        spec = dataclasses.replace(spec, dims=dims)
     return spec

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from omiga_pl.dims import ProblemDims
 from omiga_pl.envs.base import EnvSpec, StepResult
 from omiga_pl.errors import ConfigError
 
@@ -102,11 +103,13 @@ def _spec_of(env: Any, scenario: str) -> EnvSpec:
     return EnvSpec(
         family="smax",
         scenario=scenario,
-        n_agents=int(env.num_agents),
-        obs_dim=int(env.obs_size),
-        state_dim=int(env.state_size),
-        action_type="discrete",
-        action_dim=int(env.action_spaces[env.agents[0]].n),
+        dims=ProblemDims(
+            n_agents=int(env.num_agents),
+            obs_dim=int(env.obs_size),
+            state_dim=int(env.state_size),
+            action_type="discrete",
+            action_dim=int(env.action_spaces[env.agents[0]].n),
+        ),
         episode_limit=int(env.max_steps),
         has_win_signal=True,
     )
@@ -295,16 +298,16 @@ class SMAXVecEnv:
         if self._carry is None:
             raise RuntimeError("SMAXVecEnv.step() called before reset()")
         actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
+        expected = (self.num_envs, self.spec.dims.n_agents)
         if actions.shape != expected or not np.issubdtype(actions.dtype, np.integer):
             raise ValueError(
                 f"actions: expected integers of shape {list(expected)}, found "
                 f"{actions.dtype} {list(actions.shape)}"
             )
-        if actions.size and (actions.min() < 0 or actions.max() >= self.spec.action_dim):
+        n_actions = self.spec.dims.action_dim
+        if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
             raise ValueError(
-                f"actions: expected indices in [0, {self.spec.action_dim}), found "
-                f"[{actions.min()}, {actions.max()}]"
+                f"actions: expected indices in [0, {n_actions}), found [{actions.min()}, {actions.max()}]"
             )
         self._carry = self._step_fn(self._carry, actions.astype(np.int32))
         return self._result()

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from omiga_pl.dims import ProblemDims
 from omiga_pl.errors import DatasetError
 from omiga_pl.io import atomic_output, sha256_file
 
@@ -70,31 +71,28 @@ class EpisodeDataset:
         return int(self.actions.shape[0])
 
     @property
-    def n_agents(self) -> int:
-        return int(self.observations.shape[1])
+    def dims(self) -> ProblemDims:
+        """The sizes the arrays hold (computed on every access: fields may be reassigned).
 
-    @property
-    def obs_dim(self) -> int:
-        return int(self.observations.shape[2])
-
-    @property
-    def state_dim(self) -> int:
-        """Size of the global state, or of the concatenated observations without one."""
-        if self.states is None:
-            return self.n_agents * self.obs_dim
-        return int(self.states.shape[1])
-
-    @property
-    def action_type(self) -> str:
-        return "continuous" if self.actions.ndim == 3 else "discrete"
-
-    @property
-    def action_dim(self) -> int:
-        if self.action_type == "continuous":
-            return int(self.actions.shape[2])
-        if self.avail_actions is not None:
-            return int(self.avail_actions.shape[2])
-        return int(self.actions.max()) + 1
+        ``state_dim`` is the concatenated observations' size when there are no states;
+        a discrete ``action_dim`` is the ``avail_actions`` width, else the largest action
+        index + 1.
+        """
+        _, n_agents, obs_dim = self.observations.shape
+        continuous = self.actions.ndim == 3
+        if continuous:
+            action_dim = int(self.actions.shape[2])
+        elif self.avail_actions is not None:
+            action_dim = int(self.avail_actions.shape[2])
+        else:
+            action_dim = int(self.actions.max()) + 1
+        return ProblemDims(
+            n_agents=int(n_agents),
+            obs_dim=int(obs_dim),
+            state_dim=int(n_agents * obs_dim if self.states is None else self.states.shape[1]),
+            action_type="continuous" if continuous else "discrete",
+            action_dim=action_dim,
+        )
 
     def episode_starts(self) -> np.ndarray:
         """[E] index of each episode's first transition."""
@@ -259,16 +257,16 @@ def write_native(
     # What the file itself determines (format, sizes, statistics) always wins over the
     # given card, so a card copied from another file can never carry stale facts; its
     # sha256 is dropped and recomputed once the file exists.
+    dims = data.dims.as_dict()
+    # The attribute order below is the order they are written in, which the file's bytes
+    # depend on: has_states stays between state_dim and action_type.
     full_card = {
         **{key: value for key, value in card.items() if key != "sha256"},
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "n_agents": data.n_agents,
-        "obs_dim": data.obs_dim,
-        "state_dim": data.state_dim,
+        **{key: dims[key] for key in ("n_agents", "obs_dim", "state_dim")},
         "has_states": data.states is not None,
-        "action_type": data.action_type,
-        "action_dim": data.action_dim,
+        **{key: dims[key] for key in ("action_type", "action_dim")},
         **dataset_statistics(data),
     }
     with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as handle:

@@ -240,35 +240,36 @@ def _check_against_env(src: Path, scenario: str, data: EpisodeDataset, episode_l
     """Compare with MaMuJoCo v5 in reference mode; returns card entries about evaluation."""
     from omiga_pl.envs.mamujoco import REFERENCE_V2_OBS_DIM, mamujoco_spec
 
-    spec = mamujoco_spec(scenario, obs_mode="reference", max_steps=episode_limit)
-    for field, what, want, found in (
-        ("o", "agent count", spec.n_agents, data.n_agents),
-        ("a", "action size", spec.action_dim, data.action_dim),
+    want = mamujoco_spec(scenario, obs_mode="reference", max_steps=episode_limit).dims
+    found = data.dims
+    for field, what, expected, actual in (
+        ("o", "agent count", want.n_agents, found.n_agents),
+        ("a", "action size", want.action_dim, found.action_dim),
     ):
-        if want != found:
+        if expected != actual:
             raise DatasetError(
-                src, field, f"{what} does not match mamujoco/{scenario}: expected {want}, found {found}"
+                src, field, f"{what} does not match mamujoco/{scenario}: expected {expected}, found {actual}"
             )
-    if data.obs_dim == spec.obs_dim:
+    if found.obs_dim == want.obs_dim:
         return {
             "evaluation_note": (
-                f"v2 and v5 {scenario} observations have the same layout ({spec.obs_dim} in reference mode); "
+                f"v2 and v5 {scenario} observations have the same layout ({want.obs_dim} in reference mode); "
                 "online evaluation runs in v5 (mujoco, not mujoco-py): dynamics and returns are close, "
                 "not identical"
             )
         }
     v2 = REFERENCE_V2_OBS_DIM.get(scenario)
-    if data.obs_dim != v2:
+    if found.obs_dim != v2:
         raise DatasetError(
             src,
             "o",
             f"observation size does not match mamujoco/{scenario} in reference mode: expected "
-            f"{spec.obs_dim} (v5){'' if v2 is None else f' or {v2} (v2)'}, found {data.obs_dim}",
+            f"{want.obs_dim} (v5){'' if v2 is None else f' or {v2} (v2)'}, found {found.obs_dim}",
         )
     return {
         "evaluation_refused": (
-            f"the file holds MuJoCo v2 observations ({data.obs_dim} per agent in reference mode) but "
-            f"gymnasium-robotics builds v5 {scenario} with {spec.obs_dim}: v2 observations "
+            f"the file holds MuJoCo v2 observations ({found.obs_dim} per agent in reference mode) but "
+            f"gymnasium-robotics builds v5 {scenario} with {want.obs_dim}: v2 observations "
             f"(mujoco-py, e.g. Ant's contact forces over 14 bodies vs 13 in v5) cannot be produced online"
         )
     }

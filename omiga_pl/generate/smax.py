@@ -1,13 +1,12 @@
-"""Generate an offline dataset in the native format: ``python -m omiga_pl.generate``.
+"""Generate an offline SMAX dataset in the native format: ``python -m omiga_pl.generate``.
 
 Example (the bundled default)::
 
     python -m omiga_pl.generate --env smax --scenario 3m --quality medium \\
         --episodes 1000 --seed 0 --num-envs 64 --out data/smax_3m_medium.h5
 
-MaMuJoCo datasets come from trained behaviour policies instead: ``python -m omiga_pl.generate
-mamujoco levels ...`` forwards everything after ``mamujoco`` to
-:mod:`omiga_pl.generate_mamujoco` (see there).
+(``python -m omiga_pl.generate mamujoco ...`` is the MaMuJoCo generator,
+:mod:`omiga_pl.generate.mamujoco`.)
 
 Behaviour policy (SMAX): JaxMARL's heuristic ally policy, where each agent's action is
 replaced, independently per agent and per step with probability ``epsilon``, by an
@@ -46,6 +45,7 @@ import numpy as np
 
 import omiga_pl
 from omiga_pl.errors import ConfigError, OmigaError
+from omiga_pl.rollout import EpisodeStats, episode_rows, rollout
 
 PROG = "omiga_pl.generate"
 QUALITY_EPSILON = {"good": 0.0, "medium": 0.2, "poor": 0.5}
@@ -82,61 +82,14 @@ def _behaviour_actions(env: Any, avail: np.ndarray, epsilon: float, rng: np.rand
     return np.where(explore, random_actions, env.heuristic_actions())
 
 
-def rollout_batch(
-    env: Any, reset_seed: int, epsilon: float, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Run one episode in each of the E slots; arrays are time-major over the batch.
-
-    Returns observations [T+1, E, N, O], states [T+1, E, S], avail_actions [T+1, E, N, A],
-    actions [T, E, N], rewards / terminations / truncations [T, E], lengths [E],
-    won [E], where T is the longest episode of the batch (later rows of shorter
-    episodes are the frozen slot and are dropped by :func:`batch_to_episodes`).
-    """
-    result = env.reset(reset_seed)
-    obs, states, avail = [result.observations], [result.states], [result.avail_actions]
-    actions, rewards, terms, truncs, live = [], [], [], [], []
-    while not result.done.all():
-        live.append(~result.done)
-        step_actions = _behaviour_actions(env, result.avail_actions, epsilon, rng)
-        result = env.step(step_actions)
-        actions.append(step_actions)
-        rewards.append(result.rewards)
-        terms.append(result.terminated)
-        truncs.append(result.truncated)
-        obs.append(result.observations)
-        states.append(result.states)
-        avail.append(result.avail_actions)
-    return {
-        "observations": np.stack(obs),
-        "states": np.stack(states),
-        "avail_actions": np.stack(avail),
-        "actions": np.stack(actions).astype(np.int64),
-        "rewards": np.stack(rewards),
-        "terminations": np.stack(terms),
-        "truncations": np.stack(truncs),
-        "lengths": np.stack(live).sum(axis=0).astype(np.int64),
-        "won": result.won.copy(),
-    }
-
-
-def batch_to_episodes(batch: dict[str, np.ndarray], keep: int) -> dict[str, np.ndarray]:
-    """The first ``keep`` slots of a batch, as native-format rows back to back."""
-    lengths = batch["lengths"][:keep]
-    n_rows = batch["observations"].shape[0]
-    t = np.arange(n_rows)[:, None]
-    row_mask = (t <= lengths[None, :]).T  # [keep, T+1]: observation rows incl. the final one
-    step_mask = (t[:-1] < lengths[None, :]).T  # [keep, T]: transitions
-
-    def rows(name: str, mask: np.ndarray) -> np.ndarray:
-        # Slot-major so each episode's rows are contiguous, in slot order.
-        return np.swapaxes(batch[name][:, :keep], 0, 1)[mask]
-
-    out = {name: rows(name, row_mask) for name in ("observations", "states", "avail_actions")}
-    for name in ("actions", "rewards", "terminations", "truncations"):
-        out[name] = rows(name, step_mask)
-    out["episode_lengths"] = lengths
-    out["episode_won"] = batch["won"][:keep]
-    return out
+def rollout_batch(env: Any, reset_seed: int, epsilon: float, rng: np.random.Generator) -> EpisodeStats:
+    """One recorded behaviour episode in each of the E slots (see :func:`omiga_pl.rollout.rollout`)."""
+    return rollout(
+        env,
+        lambda result: _behaviour_actions(env, result.avail_actions, epsilon, rng),
+        reset_seed,
+        record=True,
+    )
 
 
 def collect(
@@ -148,13 +101,13 @@ def collect(
     reset_stream: int = _DATA_RESET,
     mix_stream: int = _DATA_MIX,
 ) -> dict[str, np.ndarray]:
-    """``episodes`` behaviour episodes, as native-format arrays (see :func:`batch_to_episodes`)."""
+    """``episodes`` behaviour episodes, as native-format arrays (:func:`omiga_pl.rollout.episode_rows`)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, mix_stream]))
     parts, done, start = [], 0, time.perf_counter()
     for batch_index in range((episodes + env.num_envs - 1) // env.num_envs):
         batch = rollout_batch(env, _derive_seed(seed, reset_stream, batch_index), epsilon, rng)
         keep = min(env.num_envs, episodes - done)
-        parts.append(batch_to_episodes(batch, keep))
+        parts.append(episode_rows(batch, keep))
         done += keep
         elapsed = time.perf_counter() - start
         print(f"{PROG}: {label}: {done}/{episodes} episodes ({elapsed:.1f} s)", file=sys.stderr, flush=True)
@@ -342,11 +295,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["mamujoco"]:  # ``python -m omiga_pl.generate mamujoco levels ...``
-        from omiga_pl.generate_mamujoco import main as mamujoco_main
-
-        return mamujoco_main(argv[1:])
+    """The SMAX command line (``python -m omiga_pl.generate --env smax ...``)."""
     args = build_parser().parse_args(argv)
     try:
         card = generate(args)
@@ -362,7 +311,3 @@ def main(argv: list[str] | None = None) -> int:
         f"collect {timing['collect_s']:.1f} s; sha256 {card['sha256']}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

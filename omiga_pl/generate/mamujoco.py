@@ -1,0 +1,514 @@
+"""Generate MaMuJoCo offline datasets in the D4RL manner: ``python -m omiga_pl.generate mamujoco``
+(``python -m omiga_pl.generate_mamujoco`` is the same command under its older name).
+
+Behaviour policies are stable-baselines3 agents trained on the joint single-agent task by
+:func:`omiga_pl.generate.behaviour.train` (``scripts/train_behaviour.py``; resumable, it
+evaluates every checkpoint and records every training transition). From such a run
+directory, ``levels`` writes:
+
+* ``expert``: episodes of the best checkpoint: highest training-run evaluation return, or
+  with ``--expert-select stochastic`` highest return over ``--select-episodes``
+  stochastic episodes (Ant: the deterministic evaluations favour an early checkpoint that
+  only stands still, and falls at once when its actions are sampled);
+* ``medium``: episodes of the checkpoint (before the expert one) whose return is closest
+  to 1/3 of the expert dataset's mean return. Each candidate checkpoint is re-evaluated on
+  ``--select-episodes`` (default 10) episodes with stochastic actions, as the datasets
+  are sampled; the training run's own evaluations (few deterministic episodes) are too
+  noisy and use another convention (HalfCheetah: a checkpoint evaluated at 275 ± 586 on 3
+  deterministic episodes gave a "medium" at 2/3 of the expert). ``--select-episodes 0``
+  falls back to those evaluations;
+* ``medium-replay``: every training episode recorded up to the medium checkpoint: for
+  TD3 and SAC exactly the contents of the replay buffer at that point, as in D4RL (for
+  PPO, which has no replay buffer, its rollouts up to that point play that part);
+* ``medium-expert``: medium and expert concatenated;
+
+plus uniform-random episodes whose mean return is the ``random`` reference. Every card
+carries ``reference_returns = {"random", "expert"}`` (expert = the expert dataset's mean
+return) for ``eval/normalized_score``. Behaviour episodes sample the stochastic policy
+(as D4RL; TD3: greedy action + the run's Gaussian exploration noise); joint actions are
+split onto the agents with gymnasium-robotics' mapping.
+
+Files store what both observation modes need: ``observations`` in the card's
+``obs_mode`` (what training reads), and the extra datasets ``global_states`` [rows, G]
+(the single-agent observation) and ``local_observations`` [rows, N, W] (gymnasium-robotics
+local observations, zero-padded), so ``convert`` can switch modes without the simulator.
+In reference mode no ``states`` are stored: the mixer input is then the concatenation of
+the agents' observations, as in the reference.
+
+Example (the bundled Hopper files; data/README.md lists every task's commands)::
+
+    python -m omiga_pl.generate mamujoco levels --behaviour-dir behaviour/Hopper-3x1 \
+        --expert-select stochastic --episodes 30 --random-episodes 100 \
+        --replay-fraction 0.6 --out-dir data --prefix mamujoco_hopper_3x1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omiga_pl.data.formats.native import (
+    EpisodeDataset,
+    read_native,
+    render_card,
+    sidecar_path,
+    write_native,
+)
+from omiga_pl.envs.base import StepResult
+from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv, reference_observations
+from omiga_pl.errors import DatasetError, OmigaError
+from omiga_pl.generate.behaviour import sb3_policy
+from omiga_pl.io import atomic_output, sha256_file
+from omiga_pl.rollout import episode_rows
+from omiga_pl.rollout import rollout as run_rollout
+
+EXTRA_FIELDS = ("global_states", "local_observations")
+LEVELS = ("expert", "medium", "medium-replay", "medium-expert")
+
+
+@dataclass
+class RawEpisodes:
+    """Episodes in simulator terms, back to back (L + 1 rows per episode).
+
+    global_states [R, G]; local_observations [R, N, W]; actions [T, N, A] per agent;
+    rewards [T]; lengths [E]; terminated [E] (else truncated by the time limit).
+    """
+
+    global_states: np.ndarray
+    local_observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    lengths: np.ndarray
+    terminated: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[RawEpisodes]) -> RawEpisodes:
+        return RawEpisodes(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in RawEpisodes.__dataclass_fields__)
+        )
+
+    def returns(self) -> np.ndarray:
+        starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        return np.add.reduceat(self.rewards.astype(np.float64), starts)
+
+    def select(self, episodes: np.ndarray) -> RawEpisodes:
+        """The episodes at indices ``episodes`` [K], in that order."""
+        steps = np.concatenate([[0], np.cumsum(self.lengths)])
+        rows = steps + np.arange(steps.size)  # each episode holds one more row than steps
+        step_idx = np.concatenate([np.arange(steps[e], steps[e + 1]) for e in episodes])
+        row_idx = np.concatenate([np.arange(rows[e], rows[e + 1]) for e in episodes])
+        return RawEpisodes(
+            global_states=self.global_states[row_idx],
+            local_observations=self.local_observations[row_idx],
+            actions=self.actions[step_idx],
+            rewards=self.rewards[step_idx],
+            lengths=self.lengths[episodes],
+            terminated=self.terminated[episodes],
+        )
+
+
+def to_native(raw: RawEpisodes, obs_mode: str, n_agents: int) -> EpisodeDataset:
+    """Native dataset in ``obs_mode`` (reference: no ``states``; local: global states)."""
+    ends = np.cumsum(raw.lengths) - 1
+    terminations = np.zeros(int(raw.lengths.sum()), dtype=bool)
+    truncations = np.zeros_like(terminations)
+    terminations[ends[raw.terminated]] = True
+    truncations[ends[~raw.terminated]] = True
+    if obs_mode == "reference":
+        observations, states = reference_observations(raw.global_states, n_agents), None
+    else:
+        observations, states = raw.local_observations.astype(np.float32), raw.global_states.astype(np.float32)
+    return EpisodeDataset(
+        observations=observations,
+        states=states,
+        actions=raw.actions.astype(np.float32),
+        rewards=raw.rewards.astype(np.float32),
+        terminations=terminations,
+        truncations=truncations,
+        episode_lengths=raw.lengths.astype(np.int64),
+    )
+
+
+def write_mamujoco(
+    path: str | os.PathLike, raw: RawEpisodes, card: dict[str, Any], overwrite: bool = False
+) -> dict:
+    """Write a native file plus the extra fields; returns the full card (with sha256)."""
+    import h5py
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OmigaError(f"{path}: destination exists; pass --overwrite to replace it")
+    data = to_native(raw, card["obs_mode"], raw.local_observations.shape[1])
+    staging = path.with_name(f".{path.name}.{os.getpid()}.staging")
+    try:
+        full = write_native(staging, data, card, overwrite=True)
+        with h5py.File(staging, "a") as handle:
+            for name in EXTRA_FIELDS:
+                handle.create_dataset(
+                    name, data=getattr(raw, name).astype(np.float32), compression="gzip", shuffle=True
+                )
+        os.replace(staging, path)
+    finally:
+        for leftover in (staging, sidecar_path(staging)):
+            if leftover.exists():
+                leftover.unlink()
+    full["sha256"] = sha256_file(path)
+    with atomic_output(sidecar_path(path), overwrite=True) as tmp:
+        tmp.write_text(render_card(path, full))
+    return full
+
+
+def read_raw(path: str | os.PathLike) -> tuple[RawEpisodes, dict[str, Any]]:
+    """Back from a generated file to :class:`RawEpisodes` (needs the extra fields)."""
+    import h5py
+
+    data, card = read_native(path)
+    with h5py.File(path, "r") as handle:
+        for name in EXTRA_FIELDS:
+            if name not in handle:
+                raise DatasetError(
+                    path, name, "missing: not a file written by python -m omiga_pl.generate mamujoco"
+                )
+        extras = {name: handle[name][()] for name in EXTRA_FIELDS}
+    raw = RawEpisodes(
+        actions=data.actions,
+        rewards=data.rewards,
+        lengths=data.episode_lengths,
+        terminated=data.terminations[np.cumsum(data.episode_lengths) - 1],
+        **extras,
+    )
+    return raw, card
+
+
+# ----------------------------------------------------------------------------- rollouts
+def rollout(env: MaMuJoCoVecEnv, policy: Any, episodes: int, seed: int) -> RawEpisodes:
+    """``episodes`` episodes, ``env.num_envs`` at a time. ``policy(global_states [E, G],
+    rng) -> joint actions [E, G_a]`` or None for uniform random per-agent actions."""
+    rng = np.random.default_rng(seed)
+    n, a_dim = env.spec.dims.n_agents, env.spec.dims.action_dim
+
+    def step_policy(_: StepResult) -> np.ndarray:
+        if policy is None:
+            actions = rng.uniform(-1, 1, (env.num_envs, n, a_dim))
+            for i, size in enumerate(env.action_sizes):
+                actions[:, i, size:] = 0.0
+        else:
+            joint = policy(env.global_states(), rng)
+            actions = np.stack([env.split_joint_actions(j) for j in joint])
+        return actions.astype(np.float32)
+
+    def simulator_views() -> dict[str, np.ndarray]:
+        return {"global_states": env.global_states(), "local_observations": env.local_observations()}
+
+    parts, done_eps, batch = [], 0, 0
+    while done_eps < episodes:
+        slots = min(env.num_envs, episodes - done_eps)
+        stats = run_rollout(
+            env, step_policy, seed + 1_000_003 * batch, record=True, extras=simulator_views, slots=slots
+        )
+        batch += 1
+        rows = episode_rows(stats, slots)
+        ends = np.cumsum(rows["episode_lengths"]) - 1
+        parts.append(
+            RawEpisodes(
+                global_states=rows["global_states"],
+                local_observations=rows["local_observations"],
+                actions=rows["actions"],
+                rewards=rows["rewards"],
+                lengths=rows["episode_lengths"],
+                terminated=rows["terminations"][ends],
+            )
+        )
+        done_eps += slots
+    return RawEpisodes.concat(parts)
+
+
+def replay_episodes(behaviour_dir: Path, upto_step: int, n_agents: int, env: MaMuJoCoVecEnv) -> RawEpisodes:
+    """Training episodes recorded in ``replay_<step>.npz`` chunks with step <= ``upto_step``."""
+    chunks = sorted(
+        (int(p.stem.split("_")[1]), p)
+        for p in behaviour_dir.glob("replay_*.npz")
+        if int(p.stem.split("_")[1]) <= upto_step
+    )
+    parts = []
+    for _, path in chunks:
+        z = np.load(path)
+        if z["lengths"].size == 0:
+            continue
+        joint = z["joint_actions"]
+        parts.append(
+            RawEpisodes(
+                global_states=z["global_states"],
+                local_observations=z["local_observations"],
+                actions=np.stack([env.split_joint_actions(j) for j in joint]),
+                rewards=z["rewards"],
+                lengths=z["lengths"],
+                terminated=z["terminated"],
+            )
+        )
+    if not parts:
+        raise DatasetError(behaviour_dir, "replay", f"no recorded episodes up to step {upto_step}")
+    return RawEpisodes.concat(parts)
+
+
+def pick_levels(progress: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Expert = best evaluated checkpoint; medium = evaluation return closest to expert / 3
+    among checkpoints before the expert one."""
+    checkpoints = progress["checkpoints"]
+    expert = max(checkpoints, key=lambda c: c["eval_return_mean"])
+    target = expert["eval_return_mean"] / 3.0
+    earlier = [c for c in checkpoints if c["step"] <= expert["step"]]
+    medium = min(earlier, key=lambda c: abs(c["eval_return_mean"] - target))
+    return {"expert": expert, "medium": medium}
+
+
+def choose_medium(candidates: dict[int, float], expert_return: float) -> int:
+    """The checkpoint step whose return is closest to ``expert_return / 3`` (ties: earlier)."""
+    if not candidates:
+        raise OmigaError("no candidate checkpoint for the medium level")
+    target = expert_return / 3.0
+    return min(sorted(candidates), key=lambda step: abs(candidates[step] - target))
+
+
+def evaluate_candidates(
+    env: MaMuJoCoVecEnv, bdir: Path, steps: list[int], episodes: int, seed: int
+) -> dict[int, dict[str, float]]:
+    """Stochastic-policy returns of each checkpoint in ``steps`` over ``episodes`` episodes."""
+    out = {}
+    for step in steps:
+        returns = rollout(env, sb3_policy(bdir, step), episodes, seed=seed).returns()
+        out[step] = {
+            "mean": float(returns.mean()),
+            "std": float(returns.std()),
+            "episodes": int(returns.size),
+        }
+        print(
+            f"checkpoint {step}: stochastic return {out[step]['mean']:.1f} ± {out[step]['std']:.1f}",
+            flush=True,
+        )
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("gymnasium-robotics", "gymnasium", "mujoco", "stable-baselines3"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def levels(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
+    """The ``levels`` command: random reference + the requested levels (module docstring).
+
+    ``command`` is the command line recorded in every card.
+    """
+    bdir = Path(args.behaviour_dir)
+    progress = json.loads((bdir / "progress.json").read_text())
+    scenario = progress["scenario"]
+    env = MaMuJoCoVecEnv(scenario, args.num_envs, obs_mode=args.obs_mode, agent_obsk=args.agent_obsk)
+    picked = pick_levels(progress)
+    import torch  # stochastic SB3 actions are drawn from torch's generator
+
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    random_raw = rollout(env, None, args.random_episodes, seed=args.seed + 1)
+    random_return = float(random_raw.returns().mean())
+    timings = {"random": time.perf_counter() - start}
+    raws: dict[str, RawEpisodes] = {}
+    need = set(args.levels) | ({"expert"} if "medium-expert" in args.levels else set())
+    need |= {"medium"} if "medium-expert" in args.levels else set()
+    need.add("expert")  # its mean return is the expert reference
+    all_evals: dict[int, dict[str, float]] | None = None
+    expert_how = "best training-run evaluation return"
+    if args.expert_select == "stochastic":
+        if args.select_episodes <= 0:
+            raise OmigaError("--expert-select stochastic needs --select-episodes > 0")
+        t = time.perf_counter()
+        steps = [c["step"] for c in progress["checkpoints"]]
+        all_evals = evaluate_candidates(env, bdir, steps, args.select_episodes, seed=args.seed + 3)
+        best = max(steps, key=lambda step: all_evals[step]["mean"])
+        picked["expert"] = {"step": best, "eval_return_mean": all_evals[best]["mean"]}
+        expert_how = f"best of {len(steps)} checkpoints, each {args.select_episodes} stochastic episodes"
+        timings["expert_selection"] = time.perf_counter() - t
+    t = time.perf_counter()
+    raws["expert"] = rollout(
+        env, sb3_policy(bdir, picked["expert"]["step"]), args.episodes, seed=args.seed + 2
+    )
+    timings["expert"] = time.perf_counter() - t
+    expert_return = float(raws["expert"].returns().mean())
+    medium_how = "training-run evaluation return"
+    if args.select_episodes > 0 and need & {"medium", "medium-replay", "medium-expert"}:
+        t = time.perf_counter()
+        steps = [c["step"] for c in progress["checkpoints"] if c["step"] < picked["expert"]["step"]]
+        if all_evals is None:
+            evals = evaluate_candidates(env, bdir, steps, args.select_episodes, seed=args.seed + 3)
+        else:
+            evals = {step: all_evals[step] for step in steps}
+        if evals:
+            step = choose_medium({k: v["mean"] for k, v in evals.items()}, expert_return)
+            picked["medium"] = {"step": step, "eval_return_mean": evals[step]["mean"]}
+            medium_how = (
+                f"closest to expert/3 = {expert_return / 3:.1f} among {len(evals)} checkpoints, each "
+                f"{args.select_episodes} stochastic episodes: "
+                + ", ".join(f"{k}: {v['mean']:.1f}" for k, v in evals.items())
+            )
+        else:
+            print("no checkpoint before the expert one: medium = the training-run choice", flush=True)
+        timings["medium_selection"] = time.perf_counter() - t
+    if "medium" in need:
+        t = time.perf_counter()
+        raws["medium"] = rollout(
+            env, sb3_policy(bdir, picked["medium"]["step"]), args.episodes, seed=args.seed + 2
+        )
+        timings["medium"] = time.perf_counter() - t
+    replay_how = ""
+    if "medium-replay" in args.levels:
+        t = time.perf_counter()
+        replay = replay_episodes(bdir, picked["medium"]["step"], env.spec.dims.n_agents, env)
+        n_replay = replay.lengths.size
+        if args.replay_fraction < 1.0:
+            # A seeded uniform subset of episodes keeps the mix of qualities across training.
+            keep = round(args.replay_fraction * n_replay)
+            chosen = np.random.default_rng(args.seed + 4).choice(n_replay, size=keep, replace=False)
+            replay = replay.select(np.sort(chosen))
+            replay_how = (
+                f"; a seeded uniform subsample of {keep} of its {n_replay} episodes "
+                f"(--replay-fraction {args.replay_fraction}), kept in training order"
+            )
+        raws["medium-replay"] = replay
+        timings["medium-replay"] = time.perf_counter() - t
+    if "medium-expert" in args.levels:
+        raws["medium-expert"] = RawEpisodes.concat([raws["medium"], raws["expert"]])
+    behaviour = (
+        f"stable-baselines3 {progress['algo'].upper()} on the joint {scenario} task (seed {progress['seed']})"
+    )
+    noise_std = progress.get("hyperparameters", {}).get("action_noise_std")
+    sampling = (
+        f"greedy actions plus Gaussian noise (std {noise_std}), clipped to [-1, 1]"
+        if progress["algo"] == "td3"
+        else "stochastic actions"
+    )
+    sources = {
+        "expert": f"{behaviour}, checkpoint {picked['expert']['step']} steps (return "
+        f"{picked['expert']['eval_return_mean']:.1f}; {expert_how}), {sampling}",
+        "medium": f"{behaviour}, checkpoint {picked['medium']['step']} steps (return "
+        f"{picked['medium']['eval_return_mean']:.1f}; {medium_how}), {sampling}",
+        "medium-replay": f"{behaviour}: every training episode up to the medium checkpoint "
+        f"({picked['medium']['step']} steps){replay_how}",
+        "medium-expert": "medium and expert datasets concatenated",
+    }
+    cards = {}
+    for level in args.levels:
+        card = {
+            "env_family": "mamujoco",
+            "scenario": scenario,
+            "env_version": "gymnasium-robotics mamujoco_v1 / MuJoCo v5",
+            "observation_version": "v5",
+            "obs_mode": args.obs_mode,
+            "agent_obsk": args.agent_obsk,
+            "episode_limit": env.spec.episode_limit,
+            "quality": level,
+            "behaviour_policy": sources[level],
+            "seed": args.seed,
+            "reference_returns": {"random": random_return, "expert": expert_return},
+            "random_episodes": args.random_episodes,
+            "behaviour_training_steps": progress["steps"],
+            "behaviour_training_wall_seconds": progress["wall_seconds"],
+            "generation_wall_seconds": timings.get(level, 0.0)
+            + (timings["medium"] + timings["expert"] if level == "medium-expert" else 0.0),
+            "versions": _versions(),
+            "command": command,
+        }
+        path = Path(args.out_dir) / f"{args.prefix}_{level.replace('-', '_')}.h5"
+        cards[level] = write_mamujoco(path, raws[level], card, overwrite=args.overwrite)
+        print(
+            f"{path}: {cards[level]['n_episodes']} episodes, {cards[level]['n_transitions']} steps, return "
+            f"{cards[level]['return_mean']:.1f} ± {cards[level]['return_std']:.1f} "
+            f"(random {random_return:.1f}, expert {expert_return:.1f})",
+            flush=True,
+        )
+    env.close()
+    return cards
+
+
+def convert(src: str, dst: str, obs_mode: str, overwrite: bool = False) -> dict[str, Any]:
+    """Rewrite a generated file with its observations in ``obs_mode`` (no simulator needed)."""
+    raw, card = read_raw(src)
+    # write_native recomputes sizes, statistics and sha256 from the converted data.
+    card["obs_mode"] = obs_mode
+    card["converted_from"] = str(src)
+    return write_mamujoco(dst, raw, card, overwrite=overwrite)
+
+
+PROG = "python -m omiga_pl.generate mamujoco"
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """The ``levels`` / ``convert`` command line; ``prog`` is how it was invoked (it is
+    recorded in the cards' ``command`` and names the errors)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    lv = sub.add_parser("levels", help="random reference + expert/medium/medium-replay/medium-expert files")
+    lv.add_argument("--behaviour-dir", required=True)
+    lv.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS))
+    lv.add_argument("--episodes", type=int, default=100, help="episodes per expert / medium file")
+    lv.add_argument("--random-episodes", type=int, default=100)
+    lv.add_argument(
+        "--select-episodes",
+        type=int,
+        default=10,
+        help="stochastic episodes per checkpoint when choosing the medium one (0: use the "
+        "training run's evaluations)",
+    )
+    lv.add_argument(
+        "--expert-select",
+        choices=("training", "stochastic"),
+        default="training",
+        help="expert checkpoint: best training-run evaluation (default), or best over "
+        "--select-episodes stochastic episodes per checkpoint (for runs whose deterministic "
+        "evaluations mislead, e.g. Ant)",
+    )
+    lv.add_argument(
+        "--replay-fraction",
+        type=float,
+        default=1.0,
+        help="keep this seeded uniform fraction of the medium-replay episodes (0 < F <= 1; "
+        "for a file small enough to bundle)",
+    )
+    lv.add_argument("--num-envs", type=int, default=10)
+    lv.add_argument("--obs-mode", choices=("reference", "local"), default="reference")
+    lv.add_argument("--agent-obsk", type=int, default=1)
+    lv.add_argument("--seed", type=int, default=0)
+    lv.add_argument("--out-dir", default="data")
+    lv.add_argument("--prefix", required=True, help="file name prefix, e.g. mamujoco_hopper_3x1")
+    lv.add_argument("--overwrite", action="store_true")
+    cv = sub.add_parser("convert", help="switch a generated file's observation mode")
+    cv.add_argument("src")
+    cv.add_argument("dst")
+    cv.add_argument("--obs-mode", choices=("reference", "local"), required=True)
+    cv.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "levels" and not 0.0 < args.replay_fraction <= 1.0:
+        parser.error(f"--replay-fraction: expected a number in (0, 1], found {args.replay_fraction}")
+    try:
+        if args.command == "levels":
+            levels(args, command=f"{prog} {shlex.join(argv)}")
+        else:
+            convert(args.src, args.dst, args.obs_mode, args.overwrite)
+    except OmigaError as error:
+        print(f"{prog.removeprefix('python -m ')}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
