@@ -1,11 +1,13 @@
-"""Plain behaviour cloning (MSE on tanh outputs) on a MaMuJoCo dataset: a reference point
-for how learnable a file's actions are, next to OMIGA's tanh-Gaussian log-likelihood.
+"""Deterministic behaviour cloning (MSE on tanh outputs) on a MaMuJoCo dataset, as a run of
+the BC baseline: a reference point for how learnable a file's actions are, next to the
+tanh-Gaussian log-likelihood that OMIGA (and ``algo.loss=nll``) fits.
 
-    python benchmarks/bc_mse.py data/mamujoco_hopper_3x1_expert.h5 [--updates 4000]
+    python benchmarks/bc_mse.py data/mamujoco_hopper_3x1_expert.h5 [--updates 4000] [--episodes 5]
 
-One shared 256-256 MLP over the reference-mode observations (agent one-hot included),
-Adam 5e-4, batch 384 agent-rows, then ``--episodes`` greedy episodes in the env the
-card names. Compare with (same updates and episodes)::
+It is exactly ``python -m omiga_pl.fit --config conf/mamujoco.yaml algo.name=bc
+algo.loss=mse data.path=FILE trainer.max_steps=N eval.every=N eval.episodes=E`` (one
+thread, run directory in a temporary folder) and prints the final evaluation beside the
+dataset's mean return. Compare with OMIGA at the same budget::
 
     python -m omiga_pl.fit --config conf/mamujoco.yaml --config conf/mamujoco/hopper_3x1_expert.yaml \\
         trainer.max_steps=4000 eval.every=2000 eval.episodes=5 [algo.action_eps=1e-3]
@@ -14,13 +16,15 @@ card names. Compare with (same updates and episodes)::
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+from pathlib import Path
 
-import numpy as np
-import torch
+from omiga_pl.data.formats.native import read_card
+from omiga_pl.data.paths import resolve_data_path
+from omiga_pl.fit import build_config, parse_args, run
 
-from omiga_pl.data.formats.native import read_card, read_native
-from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
-from omiga_pl.evaluation import run_episodes
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -30,42 +34,31 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(1)
-    data, card = read_native(args.path)
+    card = read_card(resolve_data_path(args.path))
     if card.get("obs_mode") != "reference":
-        found = card.get("obs_mode")
-        raise SystemExit(f"{args.path}: expected a reference-mode MaMuJoCo file, found {found}")
-    lengths = np.asarray(data.episode_lengths)
-    starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
-    rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)])
-    obs = torch.as_tensor(np.asarray(data.observations)[rows]).flatten(0, 1)
-    actions = torch.as_tensor(np.asarray(data.actions)).flatten(0, 1)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(obs.shape[1], 256),
-        torch.nn.ReLU(),
-        torch.nn.Linear(256, 256),
-        torch.nn.ReLU(),
-        torch.nn.Linear(256, actions.shape[1]),
-        torch.nn.Tanh(),
-    )
-    optimizer = torch.optim.Adam(net.parameters(), 5e-4)
-    gen = torch.Generator().manual_seed(args.seed)
-    for _ in range(args.updates):
-        idx = torch.randint(0, obs.shape[0], (384,), generator=gen)
-        loss = ((net(obs[idx]) - actions[idx]) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    env = MaMuJoCoVecEnv(card["scenario"], args.episodes, obs_mode="reference")
-    with torch.no_grad():
-        stats = run_episodes(env, lambda obs, avail: net(obs), seed=10_000 + args.seed)
-    returns, steps = stats.returns, stats.lengths
+        sys.exit(f"{args.path}: expected a reference-mode MaMuJoCo file, found {card.get('obs_mode')}")
+    with tempfile.TemporaryDirectory() as out:
+        fit_args = parse_args(
+            [
+                "--config",
+                str(ROOT / "conf" / "mamujoco.yaml"),
+                "algo.name=bc",
+                "algo.loss=mse",
+                f"data.path={args.path}",
+                f"seed={args.seed}",
+                "threads=1",
+                f"trainer.max_steps={args.updates}",
+                f"eval.every={args.updates}",
+                f"eval.episodes={args.episodes}",
+                f"log.out_dir={out}",
+                "trainer.enable_progress_bar=false",
+            ]
+        )
+        final = run(build_config(fit_args))["eval"]
     print(
-        f"{args.path}: BC-MSE after {args.updates} updates: return {returns.mean():.1f} "
-        f"± {returns.std():.1f}, "
-        f"episode length {steps.mean():.0f} (final batch loss {loss.item():.4f}); dataset mean "
-        f"{read_card(args.path)['return_mean']:.1f}"
+        f"{args.path}: BC-MSE after {args.updates} updates: return {final['return_mean']:.1f} "
+        f"± {final['return_std']:.1f}, episode length {final['episode_length_mean']:.0f}; "
+        f"dataset mean {card['return_mean']:.1f}"
     )
 
 
