@@ -204,6 +204,14 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         env_spec=spec,
     )
     storage = datamodule.load()
+    # Built before anything is written: an algorithm that refuses the data (its action
+    # type, say) leaves no run directory behind.
+    module = algorithm_class(config.algo.name)(
+        dims=storage.dims.as_dict(),
+        algo=to_container(config)["algo"],
+        log_every=config.log.log_every,
+        seed=config.seed,
+    )
 
     # DDP children re-run this script; they must log to the run directory rank 0 chose.
     inherited = None if is_rank_zero() else os.environ.get(RUN_NAME_ENV)
@@ -223,12 +231,6 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
             flush=True,
         )
 
-    module = algorithm_class(config.algo.name)(
-        dims=storage.dims.as_dict(),
-        algo=resolved["algo"],
-        log_every=config.log.log_every,
-        seed=config.seed,
-    )
     module.experiment_config = resolved
 
     callbacks, eval_callback = build_callbacks(config, card, run_dir, family, scenario, env_kwargs)

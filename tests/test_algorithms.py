@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from omiga_pl.algos import ALGORITHMS, algorithm_class
 from omiga_pl.algos.base import noise_seed
+from omiga_pl.algos.bc import BCModule
 from omiga_pl.config import load_config
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.datamodule import batch_seed
@@ -138,15 +139,27 @@ def test_one_update_changes_only_trained_params_and_acts(name, action_type):
         assert actions.shape == (5, 2, 2) and actions.abs().max() <= 1
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in ALGORITHMS.items() if len(c.action_types) < 2))
-def test_an_undefined_action_type_is_refused(name):
-    cls = ALGORITHMS[name]
-    other = next(kind for kind in ACTION_TYPES if kind not in cls.action_types)
+class ContinuousOnlyBC(BCModule):
+    """A registered algorithm that defines one action type only."""
+
+    action_types = ("continuous",)
+
+
+def test_an_undefined_action_type_is_refused_before_anything_is_written(tmp_path, smax_3m_file, capsys):
     with pytest.raises(ConfigError) as caught:
-        tiny_module(name, other)
-    message = str(caught.value)
-    assert f"algorithm '{name}' supports {cls.action_types[0]} actions only" in message
-    assert f"the dataset's actions are {other}" in message
+        ContinuousOnlyBC(tiny_dims("discrete"), asdict(ContinuousOnlyBC.config_class()))
+    assert str(caught.value) == (
+        "config: key 'algo.name': algorithm 'bc' supports continuous actions only, "
+        "but the dataset's actions are discrete"
+    )
+    # Through the CLI: one line, exit 2, and no run directory.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(ALGORITHMS, "bc", ContinuousOnlyBC)
+        code = fit(tmp_path, CONF / "smac.yaml", "algo.name=bc", f"data.path={smax_3m_file}")
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["omiga_pl.fit: error: " + str(caught.value)]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_noise_seed_depends_on_seed_rank_and_step_and_differs_from_the_sampler():
