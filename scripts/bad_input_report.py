@@ -32,6 +32,7 @@ from bad_input_corpus import CLASSES, PROBLEMS, all_cases, build_base, run_case 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", action="store_true", help="list every case with a problem")
+    parser.add_argument("--lines", action="store_true", help="print every case's error line")
     parser.add_argument("--only", help="only the cases whose id starts with this")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -51,6 +52,8 @@ def main() -> int:
                 row[problem] += 1
             if outcome.problems:
                 failures.append((case, outcome))
+            if args.lines:
+                print(f"{case.id}: {outcome.line}", file=sys.stderr)
     header = ("class", "cases", "clean", *PROBLEMS)
     rows = [[cls, *map(str, counts[cls].values())] for cls in CLASSES if counts[cls]["cases"]]
     total = ["all", *(str(sum(counts[c][k] for c in CLASSES)) for k in header[1:])]
