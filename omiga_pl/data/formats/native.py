@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from omiga_pl.dims import ProblemDims
-from omiga_pl.errors import DatasetError, OutputError, one_line
+from omiga_pl.errors import DatasetError, one_line
 from omiga_pl.io import atomic_output, sha256_file
 
 FORMAT_NAME = "omiga_pl.native"
@@ -308,8 +309,6 @@ def write_native(
     The file is written under a temporary name and renamed, then the sidecar
     ``<path>.md`` is written the same way.
     """
-    import h5py
-
     path = Path(path)
     data.validate(path)
     # What the file itself determines (format, sizes, statistics) always wins over the
@@ -327,26 +326,40 @@ def write_native(
         **{key: dims[key] for key in ("action_type", "action_dim")},
         **dataset_statistics(data),
     }
-    try:
-        with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as handle:
-            for field in fields(EpisodeDataset):
-                array = getattr(data, field.name)
-                if array is None:
-                    continue
-                kwargs = (
-                    {"compression": compression, "shuffle": True} if array.size > 1024 and compression else {}
-                )
-                handle.create_dataset(field.name, data=array, **kwargs)
-            handle.attrs["card_json"] = json.dumps(full_card, sort_keys=True)
-            for key, value in full_card.items():
-                if isinstance(value, (str, int, float, bool)):
-                    handle.attrs[key] = value
-    except RuntimeError as error:  # h5py reports some write failures (a full disk) this way
-        raise OutputError(f"{path}: cannot write: {one_line(error)}; nothing was written") from None
+    # HDF5 builds the file in memory (the same bytes it would write to disk); only plain
+    # Python I/O touches the disk. HDF5 itself, on a write error such as a full disk,
+    # leaves its state broken and can crash the interpreter at exit.
+    image = _hdf5_image(data, full_card, compression)
+    with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as out:
+        out.write(image)
     full_card["sha256"] = sha256_file(path)
     with atomic_output(sidecar_path(path), overwrite=True) as tmp:
         tmp.write_text(render_card(path, full_card))
     return full_card
+
+
+def _hdf5_image(data: EpisodeDataset, card: dict[str, Any], compression: str | None) -> bytes:
+    """The bytes of the native file holding ``data`` and ``card``, built in memory."""
+    import h5py
+
+    handle = h5py.File(f"omiga_pl-{uuid.uuid4().hex}.h5", "w", driver="core", backing_store=False)
+    try:
+        for field in fields(EpisodeDataset):
+            array = getattr(data, field.name)
+            if array is None:
+                continue
+            kwargs = (
+                {"compression": compression, "shuffle": True} if array.size > 1024 and compression else {}
+            )
+            handle.create_dataset(field.name, data=array, **kwargs)
+        handle.attrs["card_json"] = json.dumps(card, sort_keys=True)
+        for key, value in card.items():
+            if isinstance(value, (str, int, float, bool)):
+                handle.attrs[key] = value
+        handle.flush()
+        return handle.id.get_file_image()
+    finally:
+        handle.close()
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
