@@ -229,23 +229,26 @@ def test_fit_with_evaluation_and_exact_resume(tmp_path, smax_3m_file, name, acti
     assert evals[-1] == resumed_evals[-1]
 
 
-# A baseline whose actor loss goes through its critic (call_detached) under DDP.
-DDP_BASELINE = "omiga_local"
+# A baseline whose actor loss goes through its critic and mixer (call_detached) and that
+# samples actions (the training-noise generator), under DDP.
+DDP_BASELINE = "cql"
 
 
 @pytest.mark.slow
-def test_a_baseline_under_two_process_ddp_resumes_exactly(tmp_path, smax_3m_file):
+def test_a_baseline_under_two_process_ddp_resumes_exactly(tmp_path):
     """2 CPU processes (gloo), then a DDP resume from the middle: bit-identical weights."""
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "NODE_RANK")}
     base = [sys.executable, "-m", "omiga_pl.fit", f"log.out_dir={tmp_path / 'runs'}"]
     common = [
         "--config",
-        str(CONF / "smac.yaml"),
+        str(CONF / "mamujoco.yaml"),
         "--config",
         str(CONF / "trainer" / "ddp.yaml"),
         f"algo.name={DDP_BASELINE}",
         "algo.hidden_sizes=[32,32]",
-        f"data.path={smax_3m_file}",
+        f"data.path={HOPPER}",
+        "data.batch_size=32",
+        "env.episode_limit=30",
         "eval.every=10",
         "eval.episodes=2",
         "log.checkpoint_every=5",

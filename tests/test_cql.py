@@ -184,7 +184,7 @@ def test_call_detached_reaches_mix_and_sends_gradient_to_values_only():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("algo.cql_alpha=-1", "key 'algo.cql_alpha': expected a value >= 0, found -1"),
+        ("algo.cql_alpha=-1", "key 'algo.cql_alpha': expected a non-negative value, found -1.0"),
         ("algo.cql_n_actions=0", "key 'algo.cql_n_actions': expected a positive value, found 0"),
         ("algo.mixer=vdn", "key 'algo.mixer': expected one of ['linear', 'qmix'], found 'vdn'"),
     ],

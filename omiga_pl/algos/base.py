@@ -63,13 +63,17 @@ class BaseAlgoConfig:
 
         Checks are by field name, so every algorithm gets them for the keys it has:
         ``lr_*``, ``alpha``, ``*_hidden`` positive; ``tau`` in (0, 1]; ``gamma`` in [0, 1];
-        ``action_eps`` in (0, 1); ``hidden_sizes`` non-empty and positive.
+        ``action_eps`` in (0, 1); every ``*hidden_sizes`` a non-empty list of positive sizes.
         """
         for f in fields(self):
             value = getattr(self, f.name)
             key = f"algo.{f.name}"
             if f.name.startswith("lr_") or f.name == "alpha" or f.name.endswith("_hidden"):
                 check_positive(key, value)
+            if f.name.endswith("hidden_sizes") and (not value or min(value) <= 0):
+                raise ConfigError(
+                    f"config: key '{key}': expected a non-empty list of positive sizes, found {list(value)}"
+                )
         if hasattr(self, "tau"):
             check_in_range("algo.tau", self.tau, 0.0, 1.0, "(0, 1]", low_open=True)
         if hasattr(self, "gamma"):
@@ -79,11 +83,6 @@ class BaseAlgoConfig:
                 "algo.action_eps", self.action_eps, 0.0, 1.0, "(0, 1)", low_open=True, high_open=True
             )
         check_choice("algo.adam_impl", self.adam_impl, ADAM_IMPLS)
-        if not self.hidden_sizes or min(self.hidden_sizes) <= 0:
-            raise ConfigError(
-                f"config: key 'algo.hidden_sizes': expected a non-empty list of positive sizes, "
-                f"found {list(self.hidden_sizes)}"
-            )
 
 
 @dataclass
@@ -112,6 +111,16 @@ class PolicyFitConfig:
 def check_positive(key: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"config: key '{key}': expected a positive value, found {value}")
+
+
+def check_non_negative(key: str, value: float) -> None:
+    if value < 0:
+        raise ConfigError(f"config: key '{key}': expected a non-negative value, found {value}")
+
+
+def check_at_least_one(key: str, value: int) -> None:
+    if int(value) < 1:
+        raise ConfigError(f"config: key '{key}': expected an integer >= 1, found {value}")
 
 
 def check_in_range(

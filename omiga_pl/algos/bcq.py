@@ -34,13 +34,14 @@ from omiga_pl.algos.base import (
     OfflineAlgorithm,
     TargetConfig,
     call_detached,
+    check_at_least_one,
     check_choice,
     check_in_range,
+    check_non_negative,
     check_positive,
 )
 from omiga_pl.algos.omiga import build_local_q, q_at_actions
 from omiga_pl.data.batch import Batch
-from omiga_pl.errors import ConfigError
 from omiga_pl.losses.bcq import (
     bcq_allowed_actions,
     bcq_continuous_losses,
@@ -107,15 +108,9 @@ class BCQConfig(TargetConfig, BaseAlgoConfig):
         check_in_range("algo.tau_bcq", self.tau_bcq, 0.0, 1.0, "[0, 1)", high_open=True)
         check_in_range("algo.lmbda", self.lmbda, 0.0, 1.0, "[0, 1]")
         check_positive("algo.phi", self.phi)
-        check_positive("algo.n_target_samples", self.n_target_samples)
-        check_positive("algo.n_act_samples", self.n_act_samples)
-        if self.logit_reg < 0:
-            raise ConfigError(f"config: key 'algo.logit_reg': expected a value >= 0, found {self.logit_reg}")
-        if not self.vae_hidden_sizes or min(self.vae_hidden_sizes) <= 0:
-            raise ConfigError(
-                "config: key 'algo.vae_hidden_sizes': expected a non-empty list of positive sizes, "
-                f"found {list(self.vae_hidden_sizes)}"
-            )
+        check_at_least_one("algo.n_target_samples", self.n_target_samples)
+        check_at_least_one("algo.n_act_samples", self.n_act_samples)
+        check_non_negative("algo.logit_reg", self.logit_reg)
 
 
 class BCQModule(OfflineAlgorithm):

@@ -24,11 +24,11 @@ from omiga_pl.algos.base import (
     TargetConfig,
     call_detached,
     check_choice,
+    check_non_negative,
     check_positive,
 )
 from omiga_pl.algos.omiga import build_local_q, build_policy, q_at_actions
 from omiga_pl.data.batch import Batch
-from omiga_pl.errors import ConfigError
 from omiga_pl.losses.common import (
     NamedLosses,
     conservative_penalty_discrete,
@@ -64,8 +64,7 @@ class CQLConfig(TargetConfig, BaseAlgoConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.cql_alpha < 0:
-            raise ConfigError(f"config: key 'algo.cql_alpha': expected a value >= 0, found {self.cql_alpha}")
+        check_non_negative("algo.cql_alpha", self.cql_alpha)
         check_positive("algo.cql_n_actions", self.cql_n_actions)
         check_choice("algo.mixer", self.mixer, MIXER_KINDS)
 

@@ -24,7 +24,9 @@ from omiga_pl.algos.base import (
     OfflineAlgorithm,
     TargetConfig,
     call_detached,
+    check_at_least_one,
     check_in_range,
+    check_non_negative,
     check_positive,
 )
 from omiga_pl.data.batch import Batch
@@ -80,17 +82,11 @@ class OmarConfig(TargetConfig, BaseAlgoConfig):
         for key in ("cql_temperature", "cql_noise_std", "omar_sigma"):
             check_positive(f"algo.{key}", getattr(self, key))
         for key in ("cql_alpha", "action_l2"):
-            if getattr(self, key) < 0:
-                raise ConfigError(
-                    f"config: key 'algo.{key}': expected a non-negative value, found {getattr(self, key)}"
-                )
+            check_non_negative(f"algo.{key}", getattr(self, key))
         check_in_range("algo.omar_coe", self.omar_coe, 0.0, 1.0, "[0, 1]")
         check_in_range("algo.omar_mu", self.omar_mu, -1.0, 1.0, "[-1, 1]")
         for key in ("cql_num_actions", "omar_iters", "omar_num_samples"):
-            if int(getattr(self, key)) < 1:
-                raise ConfigError(
-                    f"config: key 'algo.{key}': expected an integer >= 1, found {getattr(self, key)}"
-                )
+            check_at_least_one(f"algo.{key}", getattr(self, key))
         if not 2 <= self.omar_num_elites <= self.omar_num_samples:
             raise ConfigError(
                 f"config: key 'algo.omar_num_elites': expected an integer in "
