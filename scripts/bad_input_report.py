@@ -147,6 +147,7 @@ def real_disk_cases(tmp: Path, base, code: str) -> list[tuple[str, str]]:
             capture_output=True,
             text=True,
             env=env,
+            cwd=tmp,  # not this checkout: "-c" imports from the working directory first
         )
         rows.append(("convert, disk fills during the write", judge(done, "omiga_pl.data", leftovers())))
         # A run whose disk is full when its next checkpoint is due.
