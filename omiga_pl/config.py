@@ -9,17 +9,19 @@ and the file (or ``command line``) it came from.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from omiga_pl.algos import algorithm_config_class
 from omiga_pl.algos.base import BaseAlgoConfig
 from omiga_pl.algos.omiga import OmigaConfig
-from omiga_pl.errors import ConfigError
+from omiga_pl.errors import ConfigError, one_line
 
 # The default algorithm's config under its historical name.
 AlgoConfig = OmigaConfig
@@ -116,6 +118,7 @@ def load_config(
     files: list[str | os.PathLike] | None = None,
     overrides: list[str] | None = None,
     base: dict | None = None,
+    base_source: str = "checkpoint config",
 ) -> DictConfig:
     """Merge ``base`` (e.g. a checkpoint's config), YAML ``files`` (in order) and dotlist
     ``overrides`` onto the schema.
@@ -127,34 +130,78 @@ def load_config(
     """
     sources: list[tuple[str, Any]] = []
     if base is not None:
-        sources.append(("checkpoint config", base))
+        if not isinstance(base, dict | DictConfig):
+            raise ConfigError(
+                f"{base_source}: expected a mapping of config keys, found {type(base).__name__}"
+            )
+        sources.append((base_source, base))
     for path in files or []:
         sources.append((str(path), _read_yaml(Path(path))))
     if overrides:
         for item in overrides:
             if "=" not in item:
                 raise ConfigError(f"command line: override '{item}' is not of the form key=value")
+            if not item.split("=", 1)[0].strip():
+                raise ConfigError(f"command line: override '{item}' has no key (expected key=value)")
         sources.append(("command line", OmegaConf.from_dotlist(list(overrides))))
     name, name_source = _algorithm_name(sources)
     config = OmegaConf.structured(ExperimentConfig)
     config.algo = OmegaConf.structured(algorithm_config_class(name, name_source))
     for source, update in sources:
         config = _merge(config, update, source, name)
-    _check_values(config)
+    try:
+        _check_values(config)
+    except ConfigError as error:
+        raise ConfigError(_with_source(str(error), sources)) from None
     return config
 
 
+def _with_source(message: str, sources: list[tuple[str, Any]]) -> str:
+    """Append where the offending key was set (the last source that sets it)."""
+    match = re.match(r"config: key '([^']+)'", message)
+    if match is None:
+        return message
+    key = match.group(1)
+    for source, update in reversed(sources):
+        try:
+            container = OmegaConf.to_container(update) if isinstance(update, DictConfig) else update
+        except OmegaConfBaseException:
+            continue
+        keys = {leaf for leaf, _ in _leaves(container)} if isinstance(container, dict) else set()
+        if key in keys or any(k.startswith(key + ".") for k in keys):
+            where = "on the command line" if source == "command line" else f"in {source}"
+            return f"{message} (set {where})"
+    return message
+
+
 def _read_yaml(path: Path) -> DictConfig:
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         loaded = OmegaConf.load(path)
-    except Exception as error:  # yaml.YAMLError and friends: report, don't trace
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(loaded, DictConfig):
+    except yaml.MarkedYAMLError as error:  # report where, on one line
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML: {error.problem or error.context}{where}") from None
+    except UnicodeDecodeError as error:
         raise ConfigError(
-            f"{path}: expected a mapping of config keys at the top level, found a {type(loaded).__name__}"
-        )
+            f"{path}: not valid YAML: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+    except Exception as error:  # yaml.YAMLError, OmegaConf's own checks: report, don't trace
+        text = one_line(error)
+        if "Invalid loaded object type" in text:
+            kind = {"int": "number", "float": "number", "str": "string", "bool": "boolean"}.get(
+                text.rsplit(":", 1)[-1].strip(), text.rsplit(":", 1)[-1].strip()
+            )
+            raise ConfigError(
+                f"{path}: expected a mapping of config keys at the top level, found a {kind}"
+            ) from None
+        raise ConfigError(f"{path}: not valid YAML: {text}") from None
+    if not isinstance(loaded, DictConfig):
+        kind = "list" if isinstance(loaded, ListConfig) else type(loaded).__name__
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level, found a {kind}")
     return loaded
 
 
@@ -172,14 +219,73 @@ def _merge(base: DictConfig, update: Any, source: str, algo_name: str = "omiga")
     try:
         return OmegaConf.merge(base, update)
     except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", None) or "?"
-        reason = str(error).splitlines()[0]
+        key = getattr(error, "full_key", None) or _failing_key(base, update) or "?"
+        reason = one_line(error).split(" full_key:")[0]
         if "not in struct" in reason or ("Key '" in reason and "not in" in reason):
             reason = "unknown key"
             if key.startswith("algo."):
                 known = ", ".join(sorted(base.algo.keys()))
                 reason += f" for algorithm '{algo_name}' (its keys: {known})"
+        else:
+            reason = _plain_reason(reason, _value_at(update, key), key)
         raise ConfigError(f"{source}: key '{key}': {reason}") from None
+
+
+def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a mapping."""
+    if not isinstance(tree, dict | DictConfig) or (prefix and len(tree) == 0):
+        return [(prefix.rstrip("."), tree)]
+    out: list[tuple[str, Any]] = []
+    for key in tree:
+        out += _leaves(tree[key], f"{prefix}{key}.")
+    return out
+
+
+def _failing_key(base: DictConfig, update: Any) -> str | None:
+    """The dotted key whose value breaks a merge whose error names none (a section set to a scalar)."""
+    try:
+        container = OmegaConf.to_container(update) if isinstance(update, DictConfig) else update
+    except OmegaConfBaseException:
+        return None
+    if not isinstance(container, dict):
+        return None
+    for key, value in _leaves(container):
+        nested: Any = value
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        try:
+            OmegaConf.merge(base, nested)
+        except OmegaConfBaseException:
+            return key
+    return None
+
+
+def _value_at(update: Any, key: str) -> Any:
+    node = update
+    for part in key.split("."):
+        part = part.split("[")[0]
+        if isinstance(node, dict | DictConfig) and part in node:
+            node = node[part]
+        else:
+            return None
+    return OmegaConf.to_container(node) if isinstance(node, DictConfig | ListConfig) else node
+
+
+def _plain_reason(reason: str, value: Any, key: str) -> str:
+    """OmegaConf's wording without its internals (node classes, schema class names)."""
+    found = "null" if value is None else repr(value)
+    if "is not a subclass of" in reason or ("field '" in reason and "is not Optional" in reason):
+        return f"expected a section of {key}.* keys, found {found}"
+    if "is not a ListConfig" in reason:
+        return f"expected a list, found {found}"
+    if "Incompatible value 'None'" in reason:
+        kind = reason.rsplit("of type", 1)[-1].strip(" '.")
+        return f"expected a value of type {kind}, found null"
+    reason = reason.replace("'DictConfig'", "a mapping").replace("'ListConfig'", "a list")
+    return reason.replace("AnyNode", "value")
+
+
+SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
 
 
 def _check_values(config: DictConfig) -> None:
@@ -187,6 +293,7 @@ def _check_values(config: DictConfig) -> None:
     positive = {
         "data.batch_size": config.data.batch_size,
         "trainer.max_steps": config.trainer.max_steps,
+        "trainer.num_nodes": config.trainer.num_nodes,
         "log.log_every": config.log.log_every,
         "log.checkpoint_every": config.log.checkpoint_every,
         "eval.every": config.eval.every,
@@ -195,6 +302,40 @@ def _check_values(config: DictConfig) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config: key '{key}': expected a positive value, found {value}")
+    optional_positive = {
+        "threads": config.threads,
+        "env.episode_limit": config.env.episode_limit,
+    }
+    for key, value in optional_positive.items():
+        if value is not None and value <= 0:
+            raise ConfigError(f"config: key '{key}': expected a positive value or null, found {value}")
+    if config.env.agent_obsk is not None and config.env.agent_obsk < 0:
+        raise ConfigError(
+            "config: key 'env.agent_obsk': expected a non-negative depth or null, "
+            f"found {config.env.agent_obsk}"
+        )
+    if config.env.obs_mode not in (None, "reference", "local"):
+        raise ConfigError(
+            "config: key 'env.obs_mode': expected 'reference', 'local' or null, "
+            f"found '{config.env.obs_mode}'"
+        )
+    if not 0 <= config.seed <= SEED_MAX:
+        raise ConfigError(f"config: key 'seed': expected an integer in [0, {SEED_MAX}], found {config.seed}")
+    eval_seed = config.seed + config.eval.seed_offset
+    if not 0 <= eval_seed <= SEED_MAX:
+        raise ConfigError(
+            f"config: key 'eval.seed_offset': seed + seed_offset must lie in [0, {SEED_MAX}], "
+            f"found {config.seed} + {config.eval.seed_offset} = {eval_seed}"
+        )
+    for key in ("data.path", "log.out_dir"):
+        if not str(OmegaConf.select(config, key)).strip():
+            raise ConfigError(f"config: key '{key}': expected a path, found an empty string")
+    name = config.log.run_name
+    if name is not None and (not name.strip() or name in (".", "..") or "/" in name or "\\" in name):
+        raise ConfigError(
+            f"config: key 'log.run_name': expected a plain directory name (no '/', not '.' or '..') "
+            f"or null, found '{name}'"
+        )
     OmegaConf.to_object(config.algo).validate()
     if str(config.trainer.precision) in ("16-mixed", "16", "16-true"):
         raise ConfigError(

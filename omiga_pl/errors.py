@@ -27,3 +27,17 @@ class DatasetError(OmigaError):
 
 class CheckpointError(OmigaError):
     """A checkpoint cannot be resumed with the given configuration."""
+
+
+class OutputError(OmigaError):
+    """An output (dataset, checkpoint, run directory, registry) cannot be written where asked."""
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line: library messages (HDF5, YAML) often span several."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def os_reason(error: OSError) -> str:
+    """The readable part of an OS error: 'No space left on device', 'Permission denied'..."""
+    return error.strerror or one_line(error) or type(error).__name__

@@ -11,6 +11,7 @@ PATH.ckpt`` continues a run exactly, in its own run directory.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -24,20 +25,32 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from omiga_pl.algos import algorithm_class
-from omiga_pl.callbacks.checkpoint import UpdateCheckpoint
+from omiga_pl.callbacks.checkpoint import AtomicCheckpointIO, UpdateCheckpoint
 from omiga_pl.callbacks.evaluation import EvaluationCallback
-from omiga_pl.config import load_config, to_container
+from omiga_pl.cli import parser_named
+from omiga_pl.config import TrainerConfig, load_config, to_container
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
 from omiga_pl.data.paths import resolve_data_path
-from omiga_pl.envs import env_options, env_spec, make_env
-from omiga_pl.errors import CheckpointError, ConfigError, OmigaError
+from omiga_pl.envs import FAMILIES, env_options, env_spec, make_env
+from omiga_pl.errors import ConfigError, DatasetError, OmigaError, one_line
 from omiga_pl.io import atomic_output
+from omiga_pl.resume import (
+    RESUMABLE_CHANGES,
+    check_algorithm_unchanged,
+    check_complete,
+    check_matches,
+    check_resume_compatible,
+    read_checkpoint,
+    saved_config,
+)
+from omiga_pl.rundir import RunDirectoryTaken, claim_run_dir, plan_run_dir
 
-# Config sections that may differ between a checkpoint and the run that resumes it.
-RESUMABLE_CHANGES = ("trainer", "eval", "log", "data.path", "data.storage_on_device", "threads")
+__all__ = ["RESUMABLE_CHANGES", "build_config", "check_resume_compatible", "main", "parse_args", "run"]
 RUN_NAME_ENV = "OMIGA_PL_RUN_NAME"
+# trainer.* keys Lightning interprets (and may reject).
+TRAINER_OPTIONS = ("accelerator", "strategy", "precision", "devices", "num_nodes")
 
 # Checkpoints here hold the state *after* update N, which is what resume needs; Lightning
 # warns about that for manual optimization. The pytree notice is Lightning's own.
@@ -46,7 +59,7 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m omiga_pl.fit", description=__doc__.splitlines()[0])
+    parser = parser_named("omiga_pl.fit")(prog="python -m omiga_pl.fit", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
         action="append",
@@ -65,52 +78,32 @@ def is_rank_zero() -> bool:
 
 
 def load_resume_config(path: str) -> dict[str, Any]:
-    """The experiment config stored in a checkpoint."""
-    if not Path(path).is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # corrupt / not a torch file
-        raise CheckpointError(f"{path}: not a readable checkpoint: {error}") from None
-    if "omiga_pl_config" not in checkpoint:
-        raise CheckpointError(f"{path}: field 'omiga_pl_config' missing: not an omiga_pl checkpoint")
-    return checkpoint["omiga_pl_config"]
+    """The experiment config stored in a checkpoint (checked to be a valid config)."""
+    return saved_config(path, read_checkpoint(path))
 
 
-def check_resume_compatible(path: str, saved: dict[str, Any], current: DictConfig) -> None:
-    """Refuse to resume under a config that changes what was being trained."""
-    flat_saved = _flatten(saved)
-    flat_now = _flatten(to_container(current))
-    for key in sorted(set(flat_saved) | set(flat_now)):
-        if any(key == allowed or key.startswith(allowed + ".") for allowed in RESUMABLE_CHANGES):
-            continue
-        if flat_saved.get(key) != flat_now.get(key):
-            raise CheckpointError(
-                f"{path}: config key '{key}' was {flat_saved.get(key)!r} in the checkpoint but is "
-                f"{flat_now.get(key)!r} now; a resumed run must train the same thing"
-            )
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+def prepare(args: argparse.Namespace) -> tuple[DictConfig, dict[str, Any] | None]:
+    """The run's config and, on ``--resume``, the checkpoint (read once, checked later)."""
+    if not args.resume:
+        return load_config(args.config, args.overrides), None
+    checkpoint = read_checkpoint(args.resume)
+    saved = saved_config(args.resume, checkpoint)
+    check_algorithm_unchanged(args.resume, saved, args.overrides)
+    config = load_config(
+        args.config,
+        args.overrides,
+        base=None if args.config else saved,
+        base_source=f"{args.resume}: checkpoint config",
+    )
+    config.log.run_name = config.log.run_name or (saved.get("log") or {}).get("run_name")
+    check_resume_compatible(args.resume, saved, config)
+    return config, checkpoint
 
 
 def build_config(args: argparse.Namespace) -> DictConfig:
     """The run's config: the schema's defaults under --config files (if any), or the
     checkpoint being resumed; then the overrides."""
-    if not args.resume:
-        return load_config(args.config, args.overrides)
-    saved = load_resume_config(args.resume)
-    config = load_config(args.config, args.overrides, base=None if args.config else saved)
-    config.log.run_name = config.log.run_name or saved["log"]["run_name"]
-    check_resume_compatible(args.resume, saved, config)
-    return config
+    return prepare(args)[0]
 
 
 def default_run_name(config: DictConfig, card: dict[str, Any], data_path: Path) -> str:
@@ -155,37 +148,82 @@ def build_callbacks(
 
 
 def build_trainer(config: DictConfig, run_name: str, callbacks: list[L.Callback]) -> L.Trainer:
-    """A ``lightning.Trainer`` whose device, strategy and precision come straight from ``trainer.*``."""
+    """A ``lightning.Trainer`` whose device, strategy and precision come straight from ``trainer.*``.
+
+    Building it writes nothing (the logger and the checkpoint callback create their
+    directories on first use); options Lightning rejects become one :class:`ConfigError`
+    naming the key.
+    """
     trainer_cfg = config.trainer
-    return L.Trainer(
-        accelerator=trainer_cfg.accelerator,
-        devices=trainer_cfg.devices,
-        num_nodes=trainer_cfg.num_nodes,
-        strategy=trainer_cfg.strategy,
-        precision=trainer_cfg.precision,
-        max_steps=trainer_cfg.max_steps,
-        max_epochs=-1,  # offline RL: a number of updates over an endless sampler
-        deterministic=trainer_cfg.deterministic,
-        enable_progress_bar=trainer_cfg.enable_progress_bar,
-        logger=TensorBoardLogger(
-            save_dir=config.log.out_dir, name=run_name, version="", default_hp_metric=False
-        ),
-        callbacks=callbacks,
-        log_every_n_steps=config.log.log_every,  # the module and eval callback write their own scalars
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-        enable_model_summary=is_rank_zero(),
+    try:
+        return L.Trainer(
+            accelerator=trainer_cfg.accelerator,
+            devices=trainer_cfg.devices,
+            num_nodes=trainer_cfg.num_nodes,
+            strategy=trainer_cfg.strategy,
+            precision=trainer_cfg.precision,
+            plugins=[AtomicCheckpointIO()],
+            max_steps=trainer_cfg.max_steps,
+            max_epochs=-1,  # offline RL: a number of updates over an endless sampler
+            deterministic=trainer_cfg.deterministic,
+            enable_progress_bar=trainer_cfg.enable_progress_bar,
+            logger=TensorBoardLogger(
+                save_dir=config.log.out_dir, name=run_name, version="", default_hp_metric=False
+            ),
+            callbacks=callbacks,
+            log_every_n_steps=config.log.log_every,  # the module and eval callback write their own scalars
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            use_distributed_sampler=False,
+            enable_model_summary=is_rank_zero(),
+        )
+    except Exception as error:  # MisconfigurationException, ValueError, TypeError, ImportError...
+        raise trainer_option_error(config, error) from None
+
+
+def trainer_option_error(config: DictConfig, error: Exception) -> ConfigError:
+    """Which ``trainer.*`` key Lightning refused: the first whose default makes the rest construct."""
+    options = {key: config.trainer[key] for key in TRAINER_OPTIONS}
+    defaults = {key: getattr(TrainerConfig(), key) for key in TRAINER_OPTIONS}
+    culprits = [
+        key
+        for key in TRAINER_OPTIONS
+        if options[key] != defaults[key] and _constructs({**options, key: defaults[key]})
+    ]
+    keys = (
+        culprits[:1] or [key for key in TRAINER_OPTIONS if options[key] != defaults[key]] or ["accelerator"]
     )
+    found = ", ".join(f"{options[key]!r}" for key in keys)
+    named = " and ".join(f"'trainer.{key}'" for key in keys)
+    return ConfigError(f"config: key {named}: {one_line(error)[:400]} (found {found})")
 
 
-def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
-    """Build everything from ``config`` and fit; returns a small summary dict."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    data_path = resolve_data_path(config.data.path)
-    card = read_card(data_path)
+def _constructs(options: dict[str, Any]) -> bool:
+    """Would ``lightning.Trainer`` accept these device options? (Quietly; writes nothing.)"""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            L.Trainer(
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                **options,
+            )
+        return True
+    except Exception:
+        return False
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def resolve_env(config: DictConfig, card: dict[str, Any], data_path: Path) -> tuple[str, str]:
+    """Environment family and scenario: the config's, else the dataset card's."""
     check_card_matches_env(data_path, card, config.env.family, config.env.scenario)
     family = config.env.family or card.get("env_family")
     scenario = config.env.scenario or card.get("scenario")
@@ -193,8 +231,61 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         raise ConfigError(
             f"{data_path}: the dataset card names no environment; set env.family and env.scenario"
         )
+    if family not in FAMILIES:
+        if config.env.family is not None:
+            raise ConfigError(f"config: key 'env.family': expected one of {list(FAMILIES)}, found '{family}'")
+        raise DatasetError(
+            data_path,
+            "env_family",
+            f"the dataset card names environment family '{family}', which omiga_pl cannot run: expected one "
+            f"of {list(FAMILIES)} (a dataset for another simulator cannot be evaluated or checked here)",
+        )
+    return family, scenario
+
+
+def _spec(config: DictConfig, data_path: Path, family: str, scenario: str, env_kwargs: dict[str, Any]) -> Any:
+    try:
+        return env_spec(family, scenario, **env_kwargs)
+    except ConfigError as error:
+        if config.env.scenario is None and "env.scenario" in str(error):
+            reason = str(error).split(": ", 1)[-1]
+            raise DatasetError(data_path, "scenario", f"dataset card: {reason}") from None
+        text = str(error)
+        raise ConfigError(text if text.startswith("config: ") else f"config: key {text}") from None
+
+
+def _own_run(resume: str | None, checkpoint: dict[str, Any] | None, config: DictConfig) -> bool:
+    """Is this a resume of the run that lives in ``<log.out_dir>/<log.run_name>``?"""
+    if not resume or checkpoint is None:
+        return False
+    log = (checkpoint.get("omiga_pl_config") or {}).get("log") or {}
+    if log.get("run_name") != config.log.run_name:
+        return False
+    run_dir = (Path(config.log.out_dir) / config.log.run_name).resolve()
+    saved_out = log.get("out_dir")
+    return Path(resume).resolve().is_relative_to(run_dir) or (
+        saved_out is not None and Path(saved_out).resolve() == Path(config.log.out_dir).resolve()
+    )
+
+
+def run(
+    config: DictConfig, resume: str | None = None, checkpoint: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Check everything, then claim a run directory and fit; returns a small summary dict.
+
+    Nothing is written before every check has passed: the config, the data against its
+    environment, the algorithm against the data, the checkpoint being resumed (complete,
+    and from this data), the run directory (free, or this run's own) and the trainer
+    options.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data_path = resolve_data_path(config.data.path)
+    card = read_card(data_path)
+    family, scenario = resolve_env(config, card, data_path)
     env_kwargs = env_options(family, config.env, card, eval_enabled=config.eval.enabled)
-    spec = env_spec(family, scenario, **env_kwargs)
+    spec = _spec(config, data_path, family, scenario, env_kwargs)
     datamodule = OfflineMARLDataModule(
         data_path,
         batch_size=config.data.batch_size,
@@ -212,43 +303,79 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
         log_every=config.log.log_every,
         seed=config.seed,
     )
+    notes: list[str] = []
+    if resume:
+        checkpoint = checkpoint if checkpoint is not None else read_checkpoint(resume)
+        check_complete(resume, checkpoint, type(datamodule).__qualname__)
+        notes = check_matches(resume, checkpoint, module, datamodule)
 
     # DDP children re-run this script; they must log to the run directory rank 0 chose.
-    inherited = None if is_rank_zero() else os.environ.get(RUN_NAME_ENV)
-    run_name = config.log.run_name or inherited or default_run_name(config, card, data_path)
+    rank_zero = is_rank_zero()
+    inherited = None if rank_zero else os.environ.get(RUN_NAME_ENV)
+    explicit = config.log.run_name is not None or inherited is not None
+    wanted = config.log.run_name or inherited or default_run_name(config, card, data_path)
+    config.log.run_name = wanted
+    own_run = _own_run(resume, checkpoint, config)
+    checkpoint = None  # Lightning reads the file itself
+    while True:
+        if rank_zero:
+            run_dir = plan_run_dir(config.log.out_dir, wanted, explicit, own_run)
+            fresh = not run_dir.exists()
+        else:
+            run_dir, fresh = Path(config.log.out_dir) / wanted, False
+        config.log.run_name = run_dir.name
+        callbacks, eval_callback = build_callbacks(config, card, run_dir, family, scenario, env_kwargs)
+        trainer = build_trainer(config, run_dir.name, callbacks)
+        if not rank_zero:
+            claim = None
+            break
+        try:
+            claim = claim_run_dir(run_dir, fresh)
+            break
+        except RunDirectoryTaken:
+            if explicit:
+                raise
+    run_name = run_dir.name
+    if rank_zero and run_name != wanted:
+        print(f"[omiga_pl] run name {wanted} is taken; this run is {run_name}", flush=True)
     os.environ[RUN_NAME_ENV] = run_name
-    config.log.run_name = run_name
-    run_dir = Path(config.log.out_dir) / run_name
-    resolved = to_container(config)
-    if is_rank_zero():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(run_dir / "config.yaml", overwrite=True) as tmp:
-            tmp.write_text(OmegaConf.to_yaml(config))
-        print(
-            f"[omiga_pl] dataset {data_path}: {storage.n_transitions} transitions, "
-            f"{card.get('n_episodes', '?')} episodes, {storage.nbytes() / 2**20:.1f} MiB in memory, "
-            f"loaded in {datamodule.load_seconds:.2f}s; env {family}/{scenario}; run dir {run_dir}",
-            flush=True,
-        )
-
-    module.experiment_config = resolved
-
-    callbacks, eval_callback = build_callbacks(config, card, run_dir, family, scenario, env_kwargs)
-    trainer = build_trainer(config, run_name, callbacks)
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    wall = time.perf_counter() - start
+    module.experiment_config = to_container(config)
+    try:
+        if rank_zero:
+            with atomic_output(run_dir / "config.yaml", overwrite=True) as tmp:
+                tmp.write_text(OmegaConf.to_yaml(config))
+            print(
+                f"[omiga_pl] dataset {data_path}: {storage.n_transitions} transitions, "
+                f"{card.get('n_episodes', '?')} episodes, {storage.nbytes() / 2**20:.1f} MiB in memory, "
+                f"loaded in {datamodule.load_seconds:.2f}s; env {family}/{scenario}; run dir {run_dir}",
+                flush=True,
+            )
+            for note in notes:
+                print(f"[omiga_pl] note: {note}", flush=True)
+    except BaseException:
+        if claim is not None:
+            claim.rollback()
+        raise
+    try:
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        wall = time.perf_counter() - start
+    finally:
+        if claim is not None:
+            claim.release()
+    checkpoints = callbacks[0]
+    last = getattr(checkpoints, "last_model_path", "") or str(run_dir / "checkpoints" / "last.ckpt")
     summary = {
         "run_dir": str(run_dir),
         "global_step": trainer.global_step,
         "wall_seconds": wall,
-        "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+        "last_checkpoint": last,
         "eval": eval_callback.history[-1] if eval_callback and eval_callback.history else None,
     }
     if trainer.is_global_zero:
         print(
             f"[omiga_pl] done: {trainer.global_step} updates in {wall:.1f}s; last checkpoint "
-            f"{summary['last_checkpoint']}; watch with: tensorboard --logdir {config.log.out_dir}",
+            f"{last}; watch with: tensorboard --logdir {config.log.out_dir}",
             flush=True,
         )
     return summary
@@ -257,10 +384,10 @@ def run(config: DictConfig, resume: str | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = build_config(args)
-        run(config, resume=args.resume)
+        config, checkpoint = prepare(args)
+        run(config, resume=args.resume, checkpoint=checkpoint)
     except OmigaError as error:
-        print(f"omiga_pl.fit: error: {error}", file=sys.stderr)
+        print(f"omiga_pl.fit: error: {one_line(error)}", file=sys.stderr)
         return 2
     return 0
 

@@ -20,15 +20,27 @@ import argparse
 import os
 import sys
 
+from omiga_pl.cli import parser_named
 from omiga_pl.data import cli_commands
 from omiga_pl.data.formats.detect import DESCRIPTIONS
-from omiga_pl.errors import OmigaError
+from omiga_pl.errors import OmigaError, one_line
 
 PICKLE_HELP = (
     "omiga-smac only: unpickle episode files with Python's unrestricted unpickler. This EXECUTES "
     "code stored in the files: use it only for files from a source you trust. By default only "
     "arrays, tensors and plain containers are allowed and anything else is refused"
 )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {value}")
+    return value
 
 
 def _source_options(parser: argparse.ArgumentParser) -> None:
@@ -42,18 +54,22 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-pickle", action="store_true", help=PICKLE_HELP)
     parser.add_argument(
         "--episode-limit",
-        type=int,
+        type=positive_int,
         help="omiga-smac: mark episodes of exactly this many steps truncated (default: all terminated); "
         "omiga-mamujoco: the step limit that tells truncation from termination (default 1000)",
     )
     parser.add_argument(
-        "--episode-length", type=int, help="omar-mpe: fixed episode length instead of inferring boundaries"
+        "--episode-length",
+        type=positive_int,
+        help="omar-mpe: fixed episode length instead of inferring boundaries",
     )
     parser.add_argument(
         "--skip-ragged", action="store_true", help="omiga-smac: skip episodes whose agents differ in length"
     )
     parser.add_argument(
-        "--workers", type=int, help="omiga-smac: unpickle episode files in this many processes (default 1)"
+        "--workers",
+        type=positive_int,
+        help="omiga-smac: unpickle episode files in this many processes (default 1)",
     )
     parser.add_argument(
         "--registry", help="registry file (default: $OMIGA_PL_REGISTRY or data/registry.yaml)"
@@ -61,7 +77,7 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = parser_named("omiga_pl.data")(
         prog="python -m omiga_pl.data",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -70,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="show a dataset's card, dims, statistics and return histogram")
     p.add_argument("path", help="dataset path (any known format) or registry name")
-    p.add_argument("--bins", type=int, default=10, help="histogram bins (default 10)")
+    p.add_argument("--bins", type=positive_int, default=10, help="histogram bins (default 10)")
     _source_options(p)
     p.set_defaults(run=cli_commands.cmd_inspect)
 
@@ -124,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except OmigaError as error:
-        print(f"omiga_pl.data: error: {error}", file=sys.stderr)
+        print(f"omiga_pl.data: error: {one_line(error)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head`: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115

@@ -11,8 +11,9 @@ from typing import Any
 from omiga_pl.data import registry
 from omiga_pl.data.cli_show import registry_table, summary
 from omiga_pl.data.formats.detect import DESCRIPTIONS, detect_format, load_dataset
-from omiga_pl.data.formats.native import EpisodeDataset, write_native
-from omiga_pl.errors import DatasetError, OmigaError
+from omiga_pl.data.formats.native import EpisodeDataset, sidecar_path, write_native
+from omiga_pl.errors import ConfigError, DatasetError, OmigaError
+from omiga_pl.io import check_destination, source_size
 
 
 def _source(path: str, reg: str | None) -> Path:
@@ -68,7 +69,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     family, scenario = parse_env(args.env)
     path = _source(args.path, args.registry)
     data, card, fmt = _load(args, path, progress=False)
-    spec = env_spec(family, scenario)
+    try:
+        spec = env_spec(family, scenario)
+    except ConfigError as error:  # the env's own wording names env.* config keys
+        raise OmigaError(f"--env {args.env}: {str(error).split(': ', 1)[-1]}") from None
     check_dataset_matches_env(path, data, spec)
     recorded = (card.get("env_family"), card.get("scenario"))
     if None not in recorded and recorded != (family, scenario):
@@ -94,15 +98,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     src, dst = Path(args.src), Path(args.dst)
-    if dst.exists() and not args.overwrite:
-        raise OmigaError(f"{dst}: destination exists; pass --overwrite to replace it")
-    if src.is_dir() and dst.resolve().is_relative_to(src.resolve()):
-        raise OmigaError(f"{dst}: destination is inside the source directory {src}, which is never modified")
     if not src.exists():
         raise DatasetError(src, None, "not found")
+    # Everything that could make the write fail is checked before the (long) import:
+    # the destination, its sidecar card, its directory and the room left there.
+    check_destination(
+        dst, args.overwrite, source=src, needed_bytes=source_size(src), also=(sidecar_path(dst),)
+    )
+    if args.set_env:
+        parse_env(args.set_env, "--set-env")
     if args.source_format is None:
         args.source_format = detect_format(src)
-        print(f"detected format: {args.source_format}", file=sys.stderr)
+        print(f"detected format: {args.source_format}")
     data, card, fmt = _load(args, src, progress=not args.no_progress)
     card["command"] = "python -m omiga_pl.data " + shlex.join(
         sys.argv[1:] if args.argv is None else args.argv

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.compat import check_dataset_matches_env
-from omiga_pl.data.formats.native import read_native
+from omiga_pl.data.formats.native import dataset_fingerprint, read_native
 from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.data.storage import TransitionStorage
 from omiga_pl.envs.base import EnvSpec
@@ -85,6 +85,7 @@ class OfflineMARLDataModule(L.LightningDataModule):
         self.env_spec = env_spec
         self.storage: TransitionStorage | None = None
         self.card: dict[str, Any] = {}
+        self.fingerprint: str | None = None
         self.load_seconds = float("nan")
 
     def load(self) -> TransitionStorage:
@@ -96,6 +97,8 @@ class OfflineMARLDataModule(L.LightningDataModule):
             data, self.card = read_native(self.path)
             if self.env_spec is not None:
                 check_dataset_matches_env(self.path, data, self.env_spec)
+            # What a checkpoint records of its data: resuming on other content is refused.
+            self.fingerprint = dataset_fingerprint(data)
             self.storage = TransitionStorage(data, self.use_reward_to_go)
             self.load_seconds = time.perf_counter() - start
         return self.storage
@@ -136,10 +139,24 @@ class OfflineMARLDataModule(L.LightningDataModule):
             "batch_size": self.batch_size,
             "n_transitions": storage.n_transitions,
             "use_reward_to_go": self.use_reward_to_go,
+            "fingerprint": self.fingerprint,
+            "path": str(self.path),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def check_state(self, state: Any, checkpoint: str = "checkpoint") -> list[str]:
+        """Refuse to continue a checkpoint's sampling on other data or other settings.
+
+        ``state`` is what :meth:`state_dict` saved; ``checkpoint`` names it in messages.
+        Returns notes (e.g. a checkpoint that predates fingerprints) instead of refusing
+        what cannot be checked.
+        """
         storage = self.load()
+        if not isinstance(state, dict):
+            raise CheckpointError(
+                f"{checkpoint}: field '{type(self).__qualname__}': expected the data module's state "
+                f"(a mapping), found {type(state).__name__}"
+            )
+        saved_path = state.get("path", "the run's dataset")
         current = {
             "n_transitions": storage.n_transitions,
             "batch_size": self.batch_size,
@@ -148,8 +165,25 @@ class OfflineMARLDataModule(L.LightningDataModule):
         for key, value in current.items():
             if key in state and state[key] != value:
                 raise CheckpointError(
-                    f"checkpoint: datamodule field '{key}' was {state[key]} when saved but is {value} "
-                    f"now ({self.path}); resume with the dataset and settings the run started with"
+                    f"{checkpoint}: datamodule field '{key}' was {state[key]} when saved ({saved_path}) "
+                    "but is "
+                    f"{value} now ({self.path}); resume with the dataset and settings the run started with"
                 )
+        if "fingerprint" not in state:
+            return [
+                f"{checkpoint} predates dataset fingerprints: only the number of transitions "
+                f"({storage.n_transitions}) was checked against {self.path}"
+            ]
+        if state["fingerprint"] != self.fingerprint:
+            raise CheckpointError(
+                f"{checkpoint}: the dataset's content differs from the run's: fingerprint "
+                f"{str(state['fingerprint'])[:16]}… when saved ({saved_path}), "
+                f"{str(self.fingerprint)[:16]}… now "
+                f"({self.path}); resume with the dataset the run started with"
+            )
+        return []
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state(state)
         # The sampler is a pure function of (seed, rank, step); the checkpoint's seed wins.
         self.seed = int(state.get("seed", self.seed))

@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from omiga_pl.data.formats.native import read_card, sidecar_path
-from omiga_pl.errors import DatasetError, OmigaError
-from omiga_pl.io import atomic_output, sha256_file
+from omiga_pl.data.formats.native import read_native, sidecar_path
+from omiga_pl.errors import DatasetError, OmigaError, OutputError, os_reason
+from omiga_pl.io import atomic_output, check_destination, sha256_file
 
 REGISTRY_ENV = "OMIGA_PL_REGISTRY"
 CACHE_ENV = "OMIGA_PL_CACHE"
@@ -51,12 +51,17 @@ def registry_path(path: str | os.PathLike | None = None) -> Path:
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
     """Name -> entry. A missing registry file is an empty registry."""
     path = registry_path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: the registry is a directory, expected a YAML file")
     if not path.exists():
         return {}
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise DatasetError(path, None, f"not valid YAML: {str(error).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = os_reason(error) if isinstance(error, OSError) else str(error)
+        raise DatasetError(path, None, f"cannot read the registry: {reason}") from None
     datasets = loaded.get("datasets") if isinstance(loaded, dict) else None
     if not isinstance(datasets, dict):
         raise DatasetError(path, "datasets", "expected a mapping of dataset names to entries")
@@ -114,7 +119,7 @@ def cached_sha256(path: str | os.PathLike) -> str:
     try:  # a cache that cannot be written only costs a re-hash next time
         with atomic_output(cache_file, overwrite=True) as tmp:
             tmp.write_text(json.dumps(cache, indent=0, sort_keys=True))
-    except OSError:
+    except (OSError, OutputError):
         pass
     return digest
 
@@ -212,11 +217,13 @@ def register(
 ) -> tuple[str, dict[str, Any]]:
     """Add or refresh the entry of native file ``path``; returns ``(name, entry)``.
 
-    The sha256 comes from the sidecar card when there is one, after checking that the
-    file still hashes to it.
+    The whole file is read and validated first (a registered name must train); the
+    sha256 comes from the sidecar card when there is one, after checking that the file
+    still hashes to it. The registry file is checked writable before anything is done.
     """
     path = Path(path)
-    card = read_card(path)
+    check_destination(registry_path(registry), overwrite=True)
+    _, card = read_native(path)
     digest = cached_sha256(path)
     recorded = sidecar_sha256(path)
     if recorded is not None and recorded != digest:

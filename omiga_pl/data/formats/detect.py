@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omiga_pl.data.formats.native import EpisodeDataset, read_native
+from omiga_pl.data.formats.native import EpisodeDataset, hdf5_open_problem, read_native
 from omiga_pl.data.formats.safe_pickle import is_pickle_like
 from omiga_pl.errors import DatasetError, OmigaError
 
@@ -76,7 +76,9 @@ def detect_format(path: str | os.PathLike) -> str:
     nested = sorted(p.name for p in entries if p.is_dir() and _detect_dir(p))
     if nested:
         raise DatasetError(path, None, f"holds several datasets {nested}: pass one of them")
-    raise DatasetError(path, None, f"unknown dataset layout; known formats: {known_formats()}")
+    raise DatasetError(
+        path, None, f"a directory in no known dataset layout; known formats: {known_formats()}"
+    )
 
 
 def _detect_file(path: Path) -> str:
@@ -91,9 +93,7 @@ def _detect_file(path: Path) -> str:
                     return NATIVE
                 keys = set(handle.keys())
         except OSError as error:
-            raise DatasetError(
-                path, None, f"not a readable HDF5 file (truncated or corrupt?): {error}"
-            ) from None
+            raise DatasetError(path, None, hdf5_open_problem(path, error)) from None
         if keys >= MAMUJOCO_KEYS:
             return "omiga-mamujoco"
         raise DatasetError(
