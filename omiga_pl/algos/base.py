@@ -31,11 +31,11 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 
 from omiga_pl.data.batch import Batch
+from omiga_pl.data.datamodule import batch_seed
 from omiga_pl.dims import ACTION_TYPES, ProblemDims
 from omiga_pl.errors import CheckpointError, ConfigError
 from omiga_pl.losses.common import NamedLosses
@@ -167,8 +167,7 @@ def call_detached(net: nn.Module, *inputs: torch.Tensor, method: str = "forward"
 
 def noise_seed(seed: int, rank: int, step: int) -> int:
     """A 63-bit seed, a well-mixed function of (seed, rank, step) on the noise stream."""
-    state = np.random.SeedSequence([seed, rank, step, NOISE_STREAM]).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
+    return batch_seed(seed, rank, step, stream=NOISE_STREAM)
 
 
 def frozen_copy(net: nn.Module) -> nn.Module:

@@ -29,9 +29,11 @@ from omiga_pl.envs.base import EnvSpec
 from omiga_pl.errors import CheckpointError
 
 
-def batch_seed(seed: int, rank: int, step: int, bits: int = 63) -> int:
-    """A ``bits``-bit seed that is a well-mixed function of (seed, rank, step)."""
-    state = np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)
+def batch_seed(seed: int, rank: int, step: int, bits: int = 63, stream: int | None = None) -> int:
+    """A ``bits``-bit seed that is a well-mixed function of (seed, rank, step); a ``stream``
+    number gives an independent sequence for the same three (e.g. training noise)."""
+    entropy = [seed, rank, step] if stream is None else [seed, rank, step, stream]
+    state = np.random.SeedSequence(entropy).generate_state(1, np.uint64)
     return int(state[0] >> np.uint64(64 - bits))
 
 
