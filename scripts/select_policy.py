@@ -53,6 +53,12 @@ VARIANTS: dict[str, list[str]] = {
     # A stronger advantage weighting (z = w (Q - V) / alpha; the reference's alpha is 10).
     "gtm_state_alpha1": ["algo.name=omiga", *_GTM, "algo.policy_log_std=state", "algo.alpha=1"],
     "gtm_param_alpha1": ["algo.name=omiga", *_GTM, "algo.policy_log_std=param", "algo.alpha=1"],
+    "gtm_state_a1c100": [
+        *["algo.name=omiga", *_GTM, "algo.policy_log_std=state", "algo.alpha=1", "algo.policy_weight_cap=100"]
+    ],
+    "gtm_param_a1c100": [
+        *["algo.name=omiga", *_GTM, "algo.policy_log_std=param", "algo.alpha=1", "algo.policy_weight_cap=100"]
+    ],
     # Behaviour cloning with the same networks.
     "bc_reference": ["algo.name=bc", *_REF],
     "bc_gtm_state": ["algo.name=bc", *_GTM, "algo.policy_log_std=state"],
