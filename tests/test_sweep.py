@@ -220,8 +220,9 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path, smax_3m_file
         sweep_cmd(path, "--workers", "2"), capture_output=True, text=True, env=env_for_children(), timeout=600
     )
     assert done.returncode == 1, done.stderr[-3000:]
-    assert "finished synth/bc/seed_0: 6 updates" in done.stderr  # tqdm.write goes to the bar's stream
-    assert "FAILED missing/bc/seed_0" in done.stderr
+    assert "finished synth/bc/seed_0: 6 updates" in done.stdout  # one line per cell ...
+    assert "FAILED missing/bc/seed_0" in done.stdout
+    assert "cells: 100%" in done.stderr  # ... under the progress bar
     assert "[sweep] failed: missing/bc/seed_0:" in done.stdout and "missing.h5" in done.stdout
     summary = json.loads((tmp_path / "sweep" / "sweep" / "summary.json").read_text())
     assert summary["counts"] == {"failed": 1, "finished": 1}
@@ -307,3 +308,18 @@ def test_killed_sweep_resumes_without_training_twice(tmp_path, smax_3m_file):
     wa = torch.load(a / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     wb = torch.load(b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_shipped_sweep_files_expand():
+    tiny = read_sweep(ROOT / "conf" / "sweep" / "tiny.yaml")
+    assert len(tiny.cells) == 8
+    preset = ROOT / "conf" / "presets" / "reference.yaml"
+    if not preset.is_file():
+        pytest.skip("conf/presets/reference.yaml (issue 11) is not in this checkout yet")
+    snapshot = read_sweep(ROOT / "conf" / "sweep" / "snapshot.yaml")
+    algorithms = {"omiga", "omiga_local", "bc", "icq", "cql", "bcq", "omar", "omiga_reference"}
+    assert {c.algorithm for c in snapshot.cells} == algorithms
+    # 3 SMAX levels x 7 algorithms + 4 Hopper levels x 8 (the reference preset: Hopper only), 3 seeds.
+    assert len(snapshot.cells) == (3 * 7 + 4 * 8) * 3
+    assert all(c.dataset.startswith("hopper") for c in snapshot.cells if c.algorithm == "omiga_reference")
+    assert {c.config().eval.every for c in snapshot.cells} == {1000}

@@ -20,8 +20,20 @@ from omiga_pl.results.runs import Run
 from omiga_pl.results.scores import run_score
 
 STATS = ("IQM", "mean", "median", "optimality_gap")
-# rliable passes a RandomState to arch, which arch now warns about; the numbers are the same.
-warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+
+
+def _quietly(fn: Callable[..., object]) -> Callable[..., object]:
+    """rliable passes a RandomState to arch, which arch now warns about (same numbers)."""
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+_interval_estimates = _quietly(rly.get_interval_estimates)
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,7 @@ def aggregate(
     for algorithm, matrix in matrices.items():
         if matrix.size == 0:
             continue
-        points, intervals = rly.get_interval_estimates(
+        points, intervals = _interval_estimates(
             {algorithm: matrix}, _stats_fn(gamma), reps=reps, random_state=np.random.RandomState(seed)
         )
         point, interval = points[algorithm], intervals[algorithm]
@@ -93,7 +105,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray, reps: int = 2000, s
     """P(X > Y): the probability that a run of X scores above a run of Y on a random task
     (Mann-Whitney U statistic, averaged over tasks), with its stratified bootstrap 95% CI.
     ``x`` [Rx, T] and ``y`` [Ry, T] share the same task columns."""
-    points, intervals = rly.get_interval_estimates(
+    points, intervals = _interval_estimates(
         {"pair": [x, y]},
         lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
         reps=reps,
@@ -123,7 +135,7 @@ def curve_band(
     def iqm_per_step(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x[..., i]) for i in range(x.shape[-1])])
 
-    points, intervals = rly.get_interval_estimates(
+    points, intervals = _interval_estimates(
         {"curve": data}, iqm_per_step, reps=reps, random_state=np.random.RandomState(seed)
     )
     return np.array(common), points["curve"], intervals["curve"][0], intervals["curve"][1]

@@ -6,6 +6,7 @@ Every figure is drawn with matplotlib's Agg backend and written atomically.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -89,7 +90,9 @@ def performance_profile(block: Block, runs: list[Run], path: Path, reps: int = 5
     top = max(perfect, float(values.max()))
     low = min(0.0, float(values.min()))
     taus = np.linspace(low, top, 81)
-    profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
+    with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch warns about
+        warnings.simplefilter("ignore", FutureWarning)
+        profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
     colours = _colours(algorithm_order(runs))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     plot_utils.plot_performance_profiles(
