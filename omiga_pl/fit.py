@@ -26,9 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from omiga_pl.algos import algorithm_class
 from omiga_pl.callbacks.checkpoint import AtomicCheckpointIO, UpdateCheckpoint
-from omiga_pl.callbacks.evaluation import EvaluationCallback
+from omiga_pl.callbacks.evaluation import EVAL_FILE, FINAL_FILE, EvaluationCallback
 from omiga_pl.cli import parser_named
-from omiga_pl.config import TrainerConfig, load_config, to_container
+from omiga_pl.config import TrainerConfig, final_episodes, load_config, to_container
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
@@ -142,7 +142,9 @@ def build_callbacks(
         every=config.eval.every,
         seed=config.seed + config.eval.seed_offset,
         reference_returns=(low, high) if low is not None and high is not None else None,
-        results_file=run_dir / "eval.jsonl",
+        results_file=run_dir / EVAL_FILE,
+        final_episodes=final_episodes(config),
+        final_file=run_dir / FINAL_FILE,
     )
     return [*callbacks, eval_callback], eval_callback
 
@@ -371,6 +373,7 @@ def run(
         "wall_seconds": wall,
         "last_checkpoint": last,
         "eval": eval_callback.history[-1] if eval_callback and eval_callback.history else None,
+        "final_eval": eval_callback.final if eval_callback else None,
     }
     if trainer.is_global_zero:
         print(

@@ -769,6 +769,7 @@ OVERRIDE_CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("checkpoint_every-negative", ("log.checkpoint_every=-5",), "log.checkpoint_every"),
     ("eval-every-negative", ("eval.enabled=true", "eval.every=-1"), "eval.every"),
     ("eval-episodes-zero", ("eval.enabled=true", "eval.episodes=0"), "eval.episodes"),
+    ("eval-final-episodes-negative", ("eval.final_episodes=-5",), "eval.final_episodes"),
     ("eval-enabled-maybe", ("eval.enabled=maybe",), "eval.enabled"),
     ("devices-zero", ("trainer.devices=0",), "trainer.devices"),
     ("devices-negative", ("trainer.devices=-2",), "trainer.devices"),
