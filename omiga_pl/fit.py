@@ -138,7 +138,9 @@ def build_callbacks(
     # SMAX data, the best behaviour policy).
     low, high = references.get("random"), references.get("expert", references.get("behaviour_best"))
     eval_callback = EvaluationCallback(
-        make_env=lambda: make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs),
+        # Each process builds its share of the episodes' slots (split under DDP).
+        make_env=lambda num_envs: make_env(family, scenario, num_envs=num_envs, **env_kwargs),
+        episodes=config.eval.episodes,
         every=config.eval.every,
         seed=config.seed + config.eval.seed_offset,
         reference_returns=(low, high) if low is not None and high is not None else None,
