@@ -39,7 +39,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
-        datamodule = OfflineMARLDataModule(synthetic_file(Path(tmp), args.shape, episodes=300), batch_size=128)
+        datamodule = OfflineMARLDataModule(
+            synthetic_file(Path(tmp), args.shape, episodes=300), batch_size=128
+        )
         module = build_module(datamodule, args.algo)
         plain_loop(module, datamodule, steps=10, warmup=0)
         with profile(activities=[ProfilerActivity.CPU]) as prof:

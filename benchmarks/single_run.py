@@ -80,7 +80,9 @@ def soft_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) ->
         target_param.data.copy_(tau * param.data + (1.0 - tau) * target_param.data)
 
 
-def reference_loop(module: OmigaModule, replay: Float64Replay, batch_size: int, steps: int, warmup: int) -> float:
+def reference_loop(
+    module: OmigaModule, replay: Float64Replay, batch_size: int, steps: int, warmup: int
+) -> float:
     """Updates/s of the reference-style step (see the module docstring)."""
     cfg, m = module.cfg, module
     policy_opt = torch.optim.Adam(m.policy.parameters(), lr=cfg.lr_policy)
@@ -108,7 +110,9 @@ def reference_loop(module: OmigaModule, replay: Float64Replay, batch_size: int, 
         # Q + mixer: regress the mixed Q on the target TD target.
         with torch.no_grad():
             next_w, next_b = m.mixer_target(b["next_state"])
-            y = td_target(rewards, masks, mix(next_w, m.v_target(b["next_obs"]).squeeze(-1), next_b), cfg.gamma)
+            y = td_target(
+                rewards, masks, mix(next_w, m.v_target(b["next_obs"]).squeeze(-1), next_b), cfg.gamma
+            )
         weights, bias = m.mixer(b["state"])
         q_loss = mse(mix(weights, m.q_at_actions(m.q, obs, actions), bias), y)
         q_opt.zero_grad()
@@ -155,10 +159,14 @@ def main() -> None:
                     reference_loop(build_module(datamodule), replay, 128, args.steps, args.warmup)
                 )
                 gc.collect()
-                runs["plain"].append(plain_loop(build_module(datamodule), datamodule, args.steps, args.warmup))
+                runs["plain"].append(
+                    plain_loop(build_module(datamodule), datamodule, args.steps, args.warmup)
+                )
                 gc.collect()
                 runs["lightning"].append(
-                    lightning_loop(build_module(datamodule), datamodule, args.steps, args.warmup, args.log_every)
+                    lightning_loop(
+                        build_module(datamodule), datamodule, args.steps, args.warmup, args.log_every
+                    )
                 )
                 if args.bf16:
                     gc.collect()
@@ -181,7 +189,10 @@ def main() -> None:
                 f"plain / reference {median['plain'] / median['reference']:.2f}x"
             )
             if args.bf16:
-                print(f"[{name}] bf16-mixed / fp32 (lightning) {median['lightning bf16-mixed'] / median['lightning']:.2f}x")
+                print(
+                    f"[{name}] bf16-mixed / fp32 (lightning) "
+                    f"{median['lightning bf16-mixed'] / median['lightning']:.2f}x"
+                )
             print(f"[{name}] runs: { {k: [round(x, 1) for x in v] for k, v in runs.items()} }")
 
 

@@ -44,7 +44,11 @@ class IntervalMeans(Metric):
 
     def snapshot(self) -> dict[str, Any]:
         """What a checkpoint keeps of an interval in progress (a resumed run logs the same means)."""
-        return {"names": list(self.names), "total": self.total.cpu().clone(), "count": self.count.cpu().clone()}
+        return {
+            "names": list(self.names),
+            "total": self.total.cpu().clone(),
+            "count": self.count.cpu().clone(),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         if list(state["names"]) != self.names:
