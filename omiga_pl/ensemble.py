@@ -364,39 +364,49 @@ class _EnsembleIndexStream(IndexStream):
 
 
 class EnsembleEvaluation(L.Callback):
-    """Each member's periodic evaluation, by an evaluation callback of its own.
+    """Each member's evaluation (periodic and final), by an evaluation callback of its own.
 
-    ``make_callback(index)`` builds member ``index``'s (an EvaluationCallback with the
-    member's seed and its own results file); each logs to its member's logger.
+    ``callbacks[k]`` is member k's (an EvaluationCallback with the member's seed and its
+    own records in ``seed_<s>/``); its hooks run on a module holding member k's current
+    weights, against a view of the trainer whose logger is member k's.
     """
 
     def __init__(self, callbacks: Sequence[Any], every: int) -> None:
         self.callbacks, self.every = list(callbacks), every
-        self._last_step: int | None = None
 
-    def _evaluate(self, trainer: L.Trainer, module: EnsembleModule) -> None:
-        self._last_step = trainer.global_step
+    def _each(self, hook: str, trainer: L.Trainer, module: EnsembleModule) -> None:
         for index, callback in enumerate(self.callbacks):
             view = SimpleNamespace(
                 global_step=trainer.global_step,
+                max_steps=trainer.max_steps,
                 is_global_zero=trainer.is_global_zero,
                 logger=module.seed_loggers[index] if module.seed_loggers else None,
             )
-            callback.evaluate(view, module.member(index))
+            getattr(callback, hook)(view, module.member(index))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: EnsembleModule, *args: Any) -> None:
-        if trainer.global_step % self.every == 0:
-            self._evaluate(trainer, pl_module)
+        if trainer.global_step % self.every == 0:  # only then load the members' weights
+            self._each("on_train_batch_end", trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: EnsembleModule) -> None:
-        if self._last_step != trainer.global_step:
-            self._evaluate(trainer, pl_module)
+        self._each("on_train_end", trainer, pl_module)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: EnsembleModule) -> None:
+        self._each("on_fit_end", trainer, pl_module)
+
+    @property
+    def history(self) -> list[Any]:
+        """Member 0's records (fit's summary); each member's are in its own callback."""
+        return self.callbacks[0].history
+
+    @property
+    def final(self) -> Any:
+        return self.callbacks[0].final
 
     def state_dict(self) -> dict[str, Any]:
-        return {"last_step": self._last_step, "members": [c.state_dict() for c in self.callbacks]}
+        return {"members": [c.state_dict() for c in self.callbacks]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._last_step = state.get("last_step")
         for callback, member_state in zip(self.callbacks, state.get("members", [])):
             callback.load_state_dict(member_state)
 

@@ -20,12 +20,17 @@ ActFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 def run_episodes(
-    env: VecMultiAgentEnv, act: ActFn, seed: int, device: torch.device | str = "cpu"
+    env: VecMultiAgentEnv,
+    act: ActFn,
+    seed: int,
+    device: torch.device | str = "cpu",
+    slots: int | None = None,
 ) -> EpisodeStats:
     """One episode in each of the env's slots, actions from ``act(obs, avail)``.
 
     ``act`` takes observations [E, N, O] and availabilities [E, N, A] (or None) as
-    tensors on ``device`` and returns actions [E, N] (or [E, N, A]).
+    tensors on ``device`` and returns actions [E, N] (or [E, N, A]). With ``slots``,
+    the rollout stops once the first ``slots`` episodes are over (the rest are unfinished).
     """
 
     def policy(result: StepResult) -> np.ndarray:
@@ -33,4 +38,4 @@ def run_episodes(
         avail = None if result.avail_actions is None else torch.as_tensor(result.avail_actions, device=device)
         return act(obs, avail).cpu().numpy()
 
-    return rollout(env, policy, seed)
+    return rollout(env, policy, seed, slots=slots)

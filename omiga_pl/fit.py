@@ -26,9 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from omiga_pl.algos import algorithm_class
 from omiga_pl.callbacks.checkpoint import AtomicCheckpointIO, UpdateCheckpoint
-from omiga_pl.callbacks.evaluation import EvaluationCallback
+from omiga_pl.callbacks.evaluation import EVAL_FILE, FINAL_FILE, EvaluationCallback
 from omiga_pl.cli import parser_named
-from omiga_pl.config import TrainerConfig, load_config, to_container
+from omiga_pl.config import TrainerConfig, final_episodes, load_config, to_container
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
@@ -151,22 +151,24 @@ def build_callbacks(
             envs.append(make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs))
         return envs[0]
 
-    def evaluation(seed: int, results_file: Path) -> EvaluationCallback:
+    def evaluation(seed: int, directory: Path) -> EvaluationCallback:
         return EvaluationCallback(
             make_env=shared_env,
             every=config.eval.every,
             seed=seed + config.eval.seed_offset,
             reference_returns=(low, high) if low is not None and high is not None else None,
-            results_file=results_file,
+            results_file=directory / EVAL_FILE,
+            final_episodes=final_episodes(config),
+            final_file=directory / FINAL_FILE,
         )
 
     if config.seeds:
         from omiga_pl.ensemble import EnsembleEvaluation
 
-        members = [evaluation(seed, run_dir / f"seed_{seed}" / "eval.jsonl") for seed in config.seeds]
+        members = [evaluation(seed, run_dir / f"seed_{seed}") for seed in config.seeds]
         eval_callback: Any = EnsembleEvaluation(members, config.eval.every)
     else:
-        eval_callback = evaluation(config.seed, run_dir / "eval.jsonl")
+        eval_callback = evaluation(config.seed, run_dir)
     return [*callbacks, eval_callback], eval_callback
 
 
@@ -417,6 +419,7 @@ def run(
         "wall_seconds": wall,
         "last_checkpoint": last,
         "eval": eval_callback.history[-1] if getattr(eval_callback, "history", None) else None,
+        "final_eval": getattr(eval_callback, "final", None),
     }
     if trainer.is_global_zero:
         print(
