@@ -108,6 +108,17 @@ def concat_stats(parts: list[EpisodeStats]) -> EpisodeStats:
     )
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(global rank, world size) of this process: torch.distributed's when initialised
+    (Lightning's DDP), else (0, 1). Read from the process group rather than the trainer,
+    so views of the trainer (the ensemble's) split the same way."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def _scalars(record: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in record.items() if isinstance(v, float)}
 
@@ -183,7 +194,7 @@ class EvaluationCallback(L.Callback):
 
     def _ensure_env(self, trainer: L.Trainer, pl_module: L.LightningModule) -> VecMultiAgentEnv:
         if self._env is None:
-            self._env = self.make_env(slots_per_rank(self.episodes, trainer.world_size))
+            self._env = self.make_env(slots_per_rank(self.episodes, rank_and_world()[1]))
             self._metrics = EpisodeMetrics(self._env.spec.has_win_signal).to(pl_module.device)
         return self._env
 
@@ -210,7 +221,7 @@ class EvaluationCallback(L.Callback):
         metrics = self._metrics
         assert metrics is not None
         width = env.num_envs
-        mine = rank_chunks(len(seeds), trainer.global_rank, trainer.world_size)
+        mine = rank_chunks(len(seeds), *rank_and_world())
         for chunk in mine:
             slots = min(width, total - chunk * width)
             metrics.update(
@@ -237,7 +248,7 @@ class EvaluationCallback(L.Callback):
         stats = self._run_split(trainer, pl_module, self.episodes, seeds)
         record = {"step": step, **self._where(), **episode_record(stats, self.reference_returns, seeds)}
         record["seconds"] = time.perf_counter() - start
-        record["processes"] = trainer.world_size
+        record["processes"] = rank_and_world()[1]
         self.history.append(record)
         if not trainer.is_global_zero:
             return None
@@ -258,7 +269,7 @@ class EvaluationCallback(L.Callback):
         record = {"step": step, "kind": "absolute_metrics", **self._where()}
         record.update(episode_record(stats, self.reference_returns, seeds))
         record["seconds"] = time.perf_counter() - start
-        record["processes"] = trainer.world_size
+        record["processes"] = rank_and_world()[1]
         self.final = record
         if not trainer.is_global_zero:
             return None
