@@ -108,8 +108,16 @@ class LogConfig:
 @dataclass
 class ExperimentConfig:
     seed: int = 0
+    # Seed ensemble: train one member per seed in this one process (omiga_pl/ensemble.py),
+    # each equal to the single-seed run of its seed; records in <run dir>/seed_<s>/.
+    # null: a single run of ``seed``.
+    seeds: list[int] | None = None
     # torch intra-op threads; null leaves torch's default.
     threads: int | None = None
+    # torch.compile the update's forward and backward (the algorithm's compute_losses):
+    # null (eager), "default", "reduce-overhead" (CUDA graphs on a GPU) or "max-autotune".
+    # Compiled kernels round differently from eager ones; docs/performance.md has the speed.
+    compile: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     # The algorithm's keys: the schema is the dataclass registered for ``algo.name``
@@ -291,6 +299,7 @@ def _plain_reason(reason: str, value: Any, key: str) -> str:
     return reason.replace("AnyNode", "value")
 
 
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")
 SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
 
 
@@ -329,6 +338,19 @@ def _check_values(config: DictConfig) -> None:
         raise ConfigError(
             "config: key 'env.obs_mode': expected 'reference', 'local' or null, "
             f"found '{config.env.obs_mode}'"
+        )
+    if config.seeds is not None:
+        from omiga_pl.ensemble import check_ensemble_config
+
+        check_ensemble_config(config.algo.name, list(config.seeds))
+        for seed in config.seeds:
+            if not 0 <= seed <= SEED_MAX - config.eval.seed_offset:
+                raise ConfigError(
+                    f"config: key 'seeds': seeds + eval.seed_offset must lie in [0, {SEED_MAX}], found {seed}"
+                )
+    if config.compile not in COMPILE_MODES:
+        raise ConfigError(
+            f"config: key 'compile': expected one of {list(COMPILE_MODES)}, found '{config.compile}'"
         )
     if not 0 <= config.seed <= SEED_MAX:
         raise ConfigError(f"config: key 'seed': expected an integer in [0, {SEED_MAX}], found {config.seed}")

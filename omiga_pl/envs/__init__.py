@@ -16,7 +16,7 @@ from omiga_pl.errors import ConfigError
 
 __all__ = ["FAMILIES", "EnvSpec", "StepResult", "VecMultiAgentEnv", "env_options", "env_spec", "make_env"]
 
-FAMILIES = ("smax", "mamujoco", "pettingzoo", "smac")
+FAMILIES = ("smax", "mamujoco", "pettingzoo", "mpe", "smac")
 # env.* keys only one family reads; any other family refuses them rather than ignore them.
 FAMILY_OPTIONS = {"mamujoco": ("obs_mode", "agent_obsk")}
 
@@ -48,6 +48,9 @@ def env_options(
     if family == "pettingzoo" and card.get("env_kwargs"):
         # The factory arguments the data was generated with (e.g. continuous_actions).
         options["env_kwargs"] = dict(card["env_kwargs"])
+    if family == "mpe" and card.get("action_type") == "continuous":
+        # OMAR's MPE files with continuous actions: mpe2's Box-action variant.
+        options["env_kwargs"] = {"continuous_actions": True}
     return options
 
 
@@ -66,10 +69,12 @@ def make_env(family: str, scenario: str, num_envs: int, **kwargs: Any) -> VecMul
         from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
 
         return MaMuJoCoVecEnv(scenario, num_envs=num_envs, **kwargs)
-    if family == "pettingzoo":
-        from omiga_pl.envs.pettingzoo_in import PettingZooVecEnv
+    if family in ("pettingzoo", "mpe"):
+        from omiga_pl.envs.pettingzoo_in import PettingZooVecEnv, mpe2_id
 
-        return PettingZooVecEnv(scenario, num_envs=num_envs, **kwargs)
+        # "mpe" is OMAR's name for the particle tasks: the same env through mpe2.
+        env_id = mpe2_id(scenario) if family == "mpe" else scenario
+        return PettingZooVecEnv(env_id, num_envs=num_envs, **kwargs)
     if family == "smac":
         from omiga_pl.envs.smac import SMACVecEnv
 
@@ -89,10 +94,10 @@ def env_spec(family: str, scenario: str, **kwargs: Any) -> EnvSpec:
         from omiga_pl.envs.mamujoco import mamujoco_spec
 
         return mamujoco_spec(scenario, **kwargs)
-    if family == "pettingzoo":
-        from omiga_pl.envs.pettingzoo_in import pettingzoo_spec
+    if family in ("pettingzoo", "mpe"):
+        from omiga_pl.envs.pettingzoo_in import mpe2_id, pettingzoo_spec
 
-        return pettingzoo_spec(scenario, **kwargs)
+        return pettingzoo_spec(mpe2_id(scenario) if family == "mpe" else scenario, **kwargs)
     if family == "smac":
         from omiga_pl.envs.smac import smac_spec
 

@@ -100,6 +100,33 @@ def resolve_factory(scenario: str) -> Callable[..., Any]:
     )
 
 
+def mpe2_id(scenario: str) -> str:
+    """OMAR / original-MPE task name -> mpe2 module (``simple_spread`` -> ``mpe2.simple_spread_v3``).
+
+    The newest ``_v<k>`` that the installed mpe2 has; an id that already names a module
+    (``simple_spread_v3``, ``mpe2.simple_spread_v3``) is returned as an importable path.
+    """
+    import pkgutil
+
+    try:
+        import mpe2
+    except ImportError:
+        raise ConfigError(f"env.family mpe needs mpe2 (pip install mpe2); {INSTALL_HINT}") from None
+    name = scenario.removeprefix("mpe2.")
+    modules = {m.name for m in pkgutil.iter_modules(mpe2.__path__)}
+    if name in modules:
+        return f"mpe2.{name}"
+    versions = sorted(
+        (int(m.rsplit("_v", 1)[1]), m)
+        for m in modules
+        if m.startswith(f"{name}_v") and m.rsplit("_v", 1)[1].isdigit()
+    )
+    if not versions:
+        tasks = sorted(m for m in modules if not m.startswith("_") and m != "all_modules")
+        raise ConfigError(f"env.scenario: expected an MPE task of mpe2 {tasks}, found {scenario!r}")
+    return f"mpe2.{versions[-1][1]}"
+
+
 def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
     try:
         return inspect.signature(getattr(factory, "__signature_source__", factory))
