@@ -84,7 +84,12 @@ class _Timer(L.Callback):
 
 
 def lightning_loop(
-    module: OfflineAlgorithm, datamodule: OfflineMARLDataModule, steps: int, warmup: int, log_every: int = 100
+    module: OfflineAlgorithm,
+    datamodule: OfflineMARLDataModule,
+    steps: int,
+    warmup: int,
+    log_every: int = 100,
+    precision: str = "32-true",
 ) -> float:
     """Updates/s of ``Trainer.fit`` on ``module`` and the data (after ``warmup`` updates)."""
     module.log_every = log_every
@@ -94,6 +99,7 @@ def lightning_loop(
         devices=1,
         max_steps=warmup + steps,
         max_epochs=-1,
+        precision=precision,
         logger=L.pytorch.loggers.TensorBoardLogger(tempfile.mkdtemp(), name="bench"),
         callbacks=[timer],
         enable_checkpointing=False,

@@ -69,6 +69,12 @@ class EvalConfig:
     episodes: int = 32
     # Seed offset of the evaluation episodes (its RNG is separate from training).
     seed_offset: int = 10_000
+    # Final evaluation (marl-eval's absolute_metrics) once training reaches
+    # trainer.max_steps: this many episodes, on reset seeds disjoint from the periodic
+    # ones, run in chunks of eval.episodes slots; written to final_eval.json.
+    # null: 10 x eval.episodes (MaMuJoCo's 10 -> 100 episodes, about 20 s of Hopper
+    # on one core); 0: no final evaluation.
+    final_episodes: int | None = None
 
 
 @dataclass
@@ -102,8 +108,16 @@ class LogConfig:
 @dataclass
 class ExperimentConfig:
     seed: int = 0
+    # Seed ensemble: train one member per seed in this one process (omiga_pl/ensemble.py),
+    # each equal to the single-seed run of its seed; records in <run dir>/seed_<s>/.
+    # null: a single run of ``seed``.
+    seeds: list[int] | None = None
     # torch intra-op threads; null leaves torch's default.
     threads: int | None = None
+    # torch.compile the update's forward and backward (the algorithm's compute_losses):
+    # null (eager), "default", "reduce-overhead" (CUDA graphs on a GPU) or "max-autotune".
+    # Compiled kernels round differently from eager ones; docs/performance.md has the speed.
+    compile: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     # The algorithm's keys: the schema is the dataclass registered for ``algo.name``
@@ -285,6 +299,7 @@ def _plain_reason(reason: str, value: Any, key: str) -> str:
     return reason.replace("AnyNode", "value")
 
 
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")
 SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
 
 
@@ -306,6 +321,11 @@ def _check_values(config: DictConfig) -> None:
         "threads": config.threads,
         "env.episode_limit": config.env.episode_limit,
     }
+    if config.eval.final_episodes is not None and config.eval.final_episodes < 0:
+        raise ConfigError(
+            "config: key 'eval.final_episodes': expected a non-negative number of episodes or null "
+            f"(10 x eval.episodes), found {config.eval.final_episodes}"
+        )
     for key, value in optional_positive.items():
         if value is not None and value <= 0:
             raise ConfigError(f"config: key '{key}': expected a positive value or null, found {value}")
@@ -318,6 +338,19 @@ def _check_values(config: DictConfig) -> None:
         raise ConfigError(
             "config: key 'env.obs_mode': expected 'reference', 'local' or null, "
             f"found '{config.env.obs_mode}'"
+        )
+    if config.seeds is not None:
+        from omiga_pl.ensemble import check_ensemble_config
+
+        check_ensemble_config(config.algo.name, list(config.seeds))
+        for seed in config.seeds:
+            if not 0 <= seed <= SEED_MAX - config.eval.seed_offset:
+                raise ConfigError(
+                    f"config: key 'seeds': seeds + eval.seed_offset must lie in [0, {SEED_MAX}], found {seed}"
+                )
+    if config.compile not in COMPILE_MODES:
+        raise ConfigError(
+            f"config: key 'compile': expected one of {list(COMPILE_MODES)}, found '{config.compile}'"
         )
     if not 0 <= config.seed <= SEED_MAX:
         raise ConfigError(f"config: key 'seed': expected an integer in [0, {SEED_MAX}], found {config.seed}")
@@ -342,6 +375,12 @@ def _check_values(config: DictConfig) -> None:
             "config: key 'trainer.precision': float16 needs a loss scaler that per-group clipping "
             "does not support; use '32-true' or 'bf16-mixed'"
         )
+
+
+def final_episodes(config: DictConfig) -> int:
+    """Episodes of the final evaluation: ``eval.final_episodes``, null meaning 10 x ``eval.episodes``."""
+    value = config.eval.final_episodes
+    return 10 * config.eval.episodes if value is None else int(value)
 
 
 def to_container(config: DictConfig) -> dict:

@@ -26,9 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from omiga_pl.algos import algorithm_class
 from omiga_pl.callbacks.checkpoint import AtomicCheckpointIO, UpdateCheckpoint
-from omiga_pl.callbacks.evaluation import EvaluationCallback
+from omiga_pl.callbacks.evaluation import EVAL_FILE, FINAL_FILE, EvaluationCallback
 from omiga_pl.cli import parser_named
-from omiga_pl.config import TrainerConfig, load_config, to_container
+from omiga_pl.config import TrainerConfig, final_episodes, load_config, to_container
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
@@ -109,7 +109,14 @@ def build_config(args: argparse.Namespace) -> DictConfig:
 def default_run_name(config: DictConfig, card: dict[str, Any], data_path: Path) -> str:
     scenario = config.env.scenario or card.get("scenario", "unknown")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{config.algo.name}_{scenario}_{data_path.stem}_s{config.seed}_{stamp}"
+    seeds = "-".join(str(seed) for seed in config.seeds) if config.seeds else config.seed
+    return f"{config.algo.name}_{scenario}_{data_path.stem}_s{seeds}_{stamp}"
+
+
+def datamodule_args(datamodule: OfflineMARLDataModule) -> dict[str, Any]:
+    """The constructor arguments ``datamodule`` was built with."""
+    keys = ("path", "batch_size", "seed", "use_reward_to_go", "storage_on_device", "env_spec")
+    return {key: getattr(datamodule, key) for key in keys}
 
 
 def build_callbacks(
@@ -137,13 +144,33 @@ def build_callbacks(
     # Normalised score: 0 = random behaviour, 100 = the card's expert (or, for generated
     # SMAX data, the best behaviour policy).
     low, high = references.get("random"), references.get("expert", references.get("behaviour_best"))
-    eval_callback = EvaluationCallback(
-        make_env=lambda: make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs),
-        every=config.eval.every,
-        seed=config.seed + config.eval.seed_offset,
-        reference_returns=(low, high) if low is not None and high is not None else None,
-        results_file=run_dir / "eval.jsonl",
-    )
+    envs: list[Any] = []
+
+    def shared_env(num_envs: int) -> Any:  # one env for every ensemble member (evaluations run in turn)
+        # Each process builds its share of the episodes' slots (split under DDP).
+        if not envs:
+            envs.append(make_env(family, scenario, num_envs=num_envs, **env_kwargs))
+        return envs[0]
+
+    def evaluation(seed: int, directory: Path) -> EvaluationCallback:
+        return EvaluationCallback(
+            make_env=shared_env,
+            episodes=config.eval.episodes,
+            every=config.eval.every,
+            seed=seed + config.eval.seed_offset,
+            reference_returns=(low, high) if low is not None and high is not None else None,
+            results_file=directory / EVAL_FILE,
+            final_episodes=final_episodes(config),
+            final_file=directory / FINAL_FILE,
+        )
+
+    if config.seeds:
+        from omiga_pl.ensemble import EnsembleEvaluation
+
+        members = [evaluation(seed, run_dir / f"seed_{seed}") for seed in config.seeds]
+        eval_callback: Any = EnsembleEvaluation(members, config.eval.every)
+    else:
+        eval_callback = evaluation(config.seed, run_dir)
     return [*callbacks, eval_callback], eval_callback
 
 
@@ -294,15 +321,29 @@ def run(
         storage_on_device=config.data.storage_on_device,
         env_spec=spec,
     )
+    if config.seeds:
+        from omiga_pl import ensemble
+
+        datamodule = ensemble.EnsembleDataModule(**datamodule_args(datamodule), seeds=config.seeds)
     storage = datamodule.load()
+
+    def build(seed: int) -> Any:
+        return algorithm_class(config.algo.name)(
+            dims=storage.dims.as_dict(),
+            algo=to_container(config)["algo"],
+            log_every=config.log.log_every,
+            seed=seed,
+        )
+
     # Built before anything is written: an algorithm that refuses the data (its action
     # type, say) leaves no run directory behind.
-    module = algorithm_class(config.algo.name)(
-        dims=storage.dims.as_dict(),
-        algo=to_container(config)["algo"],
-        log_every=config.log.log_every,
-        seed=config.seed,
-    )
+    if config.seeds:
+        members = ensemble.build_members(build, config.seeds)
+        module = ensemble.EnsembleModule(members, config.seeds, log_every=config.log.log_every)
+    else:
+        module = build(config.seed)
+    if config.compile:
+        module.compute_losses = torch.compile(module.compute_losses, mode=config.compile)
     notes: list[str] = []
     if resume:
         checkpoint = checkpoint if checkpoint is not None else read_checkpoint(resume)
@@ -340,10 +381,19 @@ def run(
         print(f"[omiga_pl] run name {wanted} is taken; this run is {run_name}", flush=True)
     os.environ[RUN_NAME_ENV] = run_name
     module.experiment_config = to_container(config)
+    if config.seeds:
+        module.seed_loggers = ensemble.seed_loggers(run_dir, config.seeds)
     try:
         if rank_zero:
             with atomic_output(run_dir / "config.yaml", overwrite=True) as tmp:
                 tmp.write_text(OmegaConf.to_yaml(config))
+            for seed in config.seeds or []:
+                # Each member's directory is shaped like a single-seed run of its seed.
+                (run_dir / f"seed_{seed}").mkdir(parents=True, exist_ok=True)
+                member_config = config.copy()
+                member_config.seed, member_config.seeds = seed, None
+                with atomic_output(run_dir / f"seed_{seed}" / "config.yaml", overwrite=True) as tmp:
+                    tmp.write_text(OmegaConf.to_yaml(member_config))
             print(
                 f"[omiga_pl] dataset {data_path}: {storage.n_transitions} transitions, "
                 f"{card.get('n_episodes', '?')} episodes, {storage.nbytes() / 2**20:.1f} MiB in memory, "
@@ -370,7 +420,8 @@ def run(
         "global_step": trainer.global_step,
         "wall_seconds": wall,
         "last_checkpoint": last,
-        "eval": eval_callback.history[-1] if eval_callback and eval_callback.history else None,
+        "eval": eval_callback.history[-1] if getattr(eval_callback, "history", None) else None,
+        "final_eval": getattr(eval_callback, "final", None),
     }
     if trainer.is_global_zero:
         print(

@@ -39,7 +39,7 @@ from conftest import make_episodes
 
 import omiga_pl
 from omiga_pl.data.formats.native import write_native
-from omiga_pl.data.formats.synthetic import write_omar, write_smac_episodes
+from omiga_pl.data.formats.synthetic import write_omar, write_pymarl, write_smac_episodes
 
 ROOT = Path(__file__).resolve().parent.parent
 # The configs shipped with the code under test (its checkout's conf/), else this checkout's.
@@ -769,6 +769,7 @@ OVERRIDE_CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("checkpoint_every-negative", ("log.checkpoint_every=-5",), "log.checkpoint_every"),
     ("eval-every-negative", ("eval.enabled=true", "eval.every=-1"), "eval.every"),
     ("eval-episodes-zero", ("eval.enabled=true", "eval.episodes=0"), "eval.episodes"),
+    ("eval-final-episodes-negative", ("eval.final_episodes=-5",), "eval.final_episodes"),
     ("eval-enabled-maybe", ("eval.enabled=maybe",), "eval.enabled"),
     ("devices-zero", ("trainer.devices=0",), "trainer.devices"),
     ("devices-negative", ("trainer.devices=-2",), "trainer.devices"),
@@ -1641,9 +1642,62 @@ def valid_cases() -> list[Case]:
     ]
 
 
+def _pymarl_buffer(edit: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Path, Base], list[str]]:
+    """A pymarl episode buffer with one field replaced, converted by the data CLI."""
+
+    def build(ws: Path, base: Base) -> list[str]:
+        import h5py
+
+        path = ws / "bad.h5"
+        raw = write_pymarl(path, [3, 4], [False, True], 6)
+        with h5py.File(path, "a") as handle:
+            for key, value in edit(raw).items():
+                del handle[key]
+                if value is not None:
+                    handle.create_dataset(key, data=value)
+        return ["convert", path, ws / "o.h5", "--no-progress"]
+
+    return build
+
+
+PYMARL_EDITS = [
+    (
+        "filled-with-a-hole",
+        lambda a: {
+            "filled": np.concatenate([a["filled"][:, :1], 0 * a["filled"][:, 1:2], a["filled"][:, 2:]], 1)
+        },
+        "filled",
+        "ones then zeros",
+    ),
+    (
+        "terminated-mid-episode",
+        lambda a: {"terminated": np.ones_like(a["terminated"])},
+        "terminated",
+        "terminated at step 0",
+    ),
+    ("no-reward", lambda a: {"reward": None}, "reward", "missing"),
+    ("time-major-obs", lambda a: {"obs": a["obs"][0]}, "obs", "[B, T, N, O]"),
+    ("nan-reward-inside-filled", lambda a: {"reward": np.full_like(a["reward"], np.nan)}, "reward", "finite"),
+]
+
+
+def pymarl_cases() -> list[Case]:
+    return [
+        Case(
+            f"dataset/pymarl-{name}/convert",
+            "dataset",
+            "data",
+            _pymarl_buffer(edit),
+            expect=("bad.h5", f"'{field_name}'", text),
+        )
+        for name, edit, field_name, text in PYMARL_EDITS
+    ]
+
+
 def all_cases() -> list[Case]:
     return [
         *dataset_cases(),
+        *pymarl_cases(),
         *card_cases(),
         *config_cases(),
         *checkpoint_cases(),

@@ -34,6 +34,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from omiga_pl.algos.scalars import IntervalMeans
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.datamodule import batch_seed
 from omiga_pl.dims import ACTION_TYPES, ProblemDims
@@ -44,6 +45,8 @@ from omiga_pl.nets.policy import LOG_STD_KINDS, POLICY_KINDS
 ADAM_IMPLS = ("foreach", "fused", "for-loop")
 # Mixed into every training-noise seed so that it never coincides with the batch sampler's.
 NOISE_STREAM = 0x6E6F6973
+# Checkpoint field holding the training scalars' interval in progress.
+INTERVAL_KEY = "omiga_pl_train_scalars"
 
 
 @dataclass
@@ -229,6 +232,10 @@ class OfflineAlgorithm(L.LightningModule):
         self.experiment_config: dict[str, Any] | None = None
         self._last_log_time: float | None = None
         self._last_log_step = 0
+        # The logging interval's running means; built on the first update (its names are
+        # the scalars compute_losses returns). Not a submodule: no weights, no state_dict.
+        self._interval: IntervalMeans | None = None
+        self._pending_interval: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ what subclasses give
     def build(self) -> None:
@@ -312,8 +319,11 @@ class OfflineAlgorithm(L.LightningModule):
         grad_norms = self.clip_per_group()
         optimizer.step()
         self.update_targets()
+        # Every update adds to the interval's running sums on the device (no host sync);
+        # only a logging step reads them.
+        self.accumulate_scalars(losses, grad_norms)
         if self.global_step % self.log_every == 0:
-            self._log_training(losses, grad_norms)
+            self._log_training()
 
     def clip_per_group(self) -> dict[str, torch.Tensor]:
         """Clip each parameter group's gradient norm to ``grad_clip``; return the norms."""
@@ -325,23 +335,43 @@ class OfflineAlgorithm(L.LightningModule):
         return norms
 
     # ------------------------------------------------------------------------- logging
-    def _log_training(self, losses: NamedLosses, grad_norms: dict[str, torch.Tensor]) -> None:
-        now = time.perf_counter()
-        metrics = {
-            **{f"train/{name}_loss": loss.detach() for name, loss in losses.named.items()},
+    @staticmethod
+    def training_scalars(losses: NamedLosses, grad_norms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The scalars of one update under their logged names (tensors, never read here)."""
+        return {
+            **{f"train/{name}_loss": loss for name, loss in losses.named.items()},
             **{f"train/{key}": value for key, value in losses.diagnostics.items()},
             **{f"train/grad_norm_{key}": value for key, value in grad_norms.items()},
         }
+
+    def accumulate_scalars(self, losses: NamedLosses, grad_norms: dict[str, torch.Tensor]) -> None:
+        """Add this update's scalars to the logging interval's means (:class:`IntervalMeans`)."""
+        scalars = self.training_scalars(losses, grad_norms)
+        if self._interval is None:
+            # Kept out of the module tree (nn.Module.__setattr__ would register it).
+            self.__dict__["_interval"] = IntervalMeans(list(scalars)).to(self.device)
+            if self._pending_interval is not None:
+                self._interval.restore(self._pending_interval)
+                self._pending_interval = None
+        self._interval.update(torch.stack([value.detach().float() for value in scalars.values()]))
+
+    def _log_training(self) -> None:
+        """Write the interval's means (one host read) and reset them."""
+        now = time.perf_counter()
+        if self._interval is None:
+            return
+        means = self._interval.compute()  # sums over DDP ranks when distributed
+        self._interval.reset()
+        values = torch.stack(list(means.values())).tolist()
+        metrics = dict(zip(means, values))
         if self._last_log_time is not None:
             elapsed = now - self._last_log_time
-            metrics["perf/updates_per_s"] = torch.tensor((self.global_step - self._last_log_step) / elapsed)
+            metrics["perf/updates_per_s"] = (self.global_step - self._last_log_step) / elapsed
         self._last_log_time, self._last_log_step = now, self.global_step
         # Straight to the logger (rank 0 only), at the update count: Lightning's log_dict
         # would keep re-emitting on_step values and index them by batches seen.
         if self.logger is not None and self.trainer.is_global_zero:
-            self.logger.log_metrics(
-                {key: float(value) for key, value in metrics.items()}, step=self.global_step
-            )
+            self.logger.log_metrics(metrics, step=self.global_step)
 
     def on_train_start(self) -> None:
         self._last_log_time, self._last_log_step = time.perf_counter(), self.global_step
@@ -350,6 +380,10 @@ class OfflineAlgorithm(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.experiment_config is not None:
             checkpoint["omiga_pl_config"] = self.experiment_config
+        # An interval in progress (checkpoint_every not a multiple of log_every): a resumed
+        # run then logs the same means as a straight one.
+        if self._interval is not None:
+            checkpoint[INTERVAL_KEY] = self._interval.snapshot()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("hyper_parameters", {}).get("dims")
@@ -358,3 +392,4 @@ class OfflineAlgorithm(L.LightningModule):
                 f"checkpoint: network sizes {saved} do not match this dataset's {asdict(self.dims)}; "
                 "resume with the dataset the run started with"
             )
+        self._pending_interval = checkpoint.get(INTERVAL_KEY)

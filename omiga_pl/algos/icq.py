@@ -72,11 +72,12 @@ def mixer_slopes(mixer: nn.Module, values: torch.Tensor, states: torch.Tensor) -
     slope of the hypernetwork mixer (non-negative: it is monotone). Computed on a detached
     copy of ``values`` so that nothing reaches the mixer's or the critic's gradients.
     """
+    # torch.func.grad rather than autograd.grad: the same maths, and it also runs under
+    # vmap (seed ensembles, omiga_pl/ensemble.py).
+    states = states.detach()
     with torch.enable_grad():
-        values = values.detach().requires_grad_(True)
-        total = mixer.mix(values, states.detach())
-        (slopes,) = torch.autograd.grad(total.sum(), values)
-    return slopes
+        slopes = torch.func.grad(lambda v: mixer.mix(v, states).sum())(values.detach())
+    return slopes.detach()
 
 
 class ICQModule(OfflineAlgorithm):

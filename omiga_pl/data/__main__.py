@@ -64,6 +64,12 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
         help="omar-mpe: fixed episode length instead of inferring boundaries",
     )
     parser.add_argument(
+        "--filled-counts",
+        choices=("rows", "steps"),
+        help="pymarl: 'filled' marks the steps and the final observation row (rows, pymarl's "
+        "default) or only the steps",
+    )
+    parser.add_argument(
         "--skip-ragged", action="store_true", help="omiga-smac: skip episodes whose agents differ in length"
     )
     parser.add_argument(

@@ -35,6 +35,7 @@ def _load(args: argparse.Namespace, path: Path, progress: bool) -> tuple[Episode
         "episode_limit": getattr(args, "episode_limit", None),
         "episode_length": getattr(args, "episode_length", None),
         "skip_ragged": getattr(args, "skip_ragged", False),
+        "filled_counts": getattr(args, "filled_counts", None),
         "workers": getattr(args, "workers", None),
         "progress": progress,
     }

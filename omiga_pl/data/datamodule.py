@@ -119,7 +119,10 @@ class OfflineMARLDataModule(L.LightningDataModule):
             rank,
             start_step=lambda: trainer.global_step if trainer is not None else 0,
         )
-        return DataLoader(stream, batch_size=None, num_workers=0)
+        # On a GPU the index batch is copied from pinned memory, so the copy is queued
+        # without waiting for the kernels before it (a pageable copy would synchronise).
+        on_cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        return DataLoader(stream, batch_size=None, num_workers=0, pin_memory=on_cuda)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Batch:
         storage = self.load()

@@ -16,7 +16,7 @@ from omiga_pl.errors import ConfigError
 
 __all__ = ["FAMILIES", "EnvSpec", "StepResult", "VecMultiAgentEnv", "env_options", "env_spec", "make_env"]
 
-FAMILIES = ("smax", "mamujoco")
+FAMILIES = ("smax", "mamujoco", "pettingzoo", "mpe", "smac")
 # env.* keys only one family reads; any other family refuses them rather than ignore them.
 FAMILY_OPTIONS = {"mamujoco": ("obs_mode", "agent_obsk")}
 
@@ -45,13 +45,21 @@ def env_options(
         from omiga_pl.envs.mamujoco import mamujoco_options
 
         options.update(mamujoco_options(env_config, card, eval_enabled))
+    if family == "pettingzoo" and card.get("env_kwargs"):
+        # The factory arguments the data was generated with (e.g. continuous_actions).
+        options["env_kwargs"] = dict(card["env_kwargs"])
+    if family == "mpe" and card.get("action_type") == "continuous":
+        # OMAR's MPE files with continuous actions: mpe2's Box-action variant.
+        options["env_kwargs"] = {"continuous_actions": True}
     return options
 
 
 def make_env(family: str, scenario: str, num_envs: int, **kwargs: Any) -> VecMultiAgentEnv:
     """Build ``num_envs`` parallel episodes of ``family``/``scenario``.
 
-    E.g. ``smax``/``3m`` or ``mamujoco``/``Hopper-3x1``; ``kwargs`` go to the adapter.
+    E.g. ``smax``/``3m``, ``mamujoco``/``Hopper-3x1``, ``pettingzoo``/``mpe2.simple_spread_v3``
+    (any ParallelEnv, :mod:`omiga_pl.envs.pettingzoo_in`) or ``smac``/``3m`` (real SMAC,
+    :mod:`omiga_pl.envs.smac`); ``kwargs`` go to the adapter.
     """
     if family == "smax":
         from omiga_pl.envs.smax import SMAXVecEnv
@@ -61,6 +69,16 @@ def make_env(family: str, scenario: str, num_envs: int, **kwargs: Any) -> VecMul
         from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
 
         return MaMuJoCoVecEnv(scenario, num_envs=num_envs, **kwargs)
+    if family in ("pettingzoo", "mpe"):
+        from omiga_pl.envs.pettingzoo_in import PettingZooVecEnv, mpe2_id
+
+        # "mpe" is OMAR's name for the particle tasks: the same env through mpe2.
+        env_id = mpe2_id(scenario) if family == "mpe" else scenario
+        return PettingZooVecEnv(env_id, num_envs=num_envs, **kwargs)
+    if family == "smac":
+        from omiga_pl.envs.smac import SMACVecEnv
+
+        return SMACVecEnv(scenario, num_envs=num_envs, **kwargs)
     raise ConfigError(f"env.family: expected one of {list(FAMILIES)}, found '{family}'")
 
 
@@ -76,4 +94,12 @@ def env_spec(family: str, scenario: str, **kwargs: Any) -> EnvSpec:
         from omiga_pl.envs.mamujoco import mamujoco_spec
 
         return mamujoco_spec(scenario, **kwargs)
+    if family in ("pettingzoo", "mpe"):
+        from omiga_pl.envs.pettingzoo_in import mpe2_id, pettingzoo_spec
+
+        return pettingzoo_spec(mpe2_id(scenario) if family == "mpe" else scenario, **kwargs)
+    if family == "smac":
+        from omiga_pl.envs.smac import smac_spec
+
+        return smac_spec(scenario, **kwargs)
     raise ConfigError(f"env.family: expected one of {list(FAMILIES)}, found '{family}'")

@@ -27,6 +27,7 @@ IMPORTERS: dict[str, tuple[str, str]] = {
     "og-marl": ("omiga_pl.data.formats.og_marl", "import_og_marl_vault"),
     "omar-mpe": ("omiga_pl.data.formats.omar_mpe", "import_omar"),
     "omiga-mamujoco": ("omiga_pl.data.formats.omiga_mamujoco", "import_omiga_mamujoco"),
+    "pymarl": ("omiga_pl.data.formats.pymarl", "import_pymarl"),
 }
 DESCRIPTIONS = {
     NATIVE: "omiga_pl native HDF5 (one file with a dataset card)",
@@ -34,9 +35,14 @@ DESCRIPTIONS = {
     "og-marl": "OG-MARL flashbax vault directory (tensorstore/zarr arrays)",
     "omar-mpe": "OMAR MPE: directory of per-agent NumPy arrays (obs_0.npy, acs_0.npy, ...)",
     "omiga-mamujoco": "OMIGA MaMuJoCo HDF5 (keys o, s, a, r, d)",
+    "pymarl": "pymarl / OffPyMARL episode buffer HDF5 (obs, actions, reward, terminated, filled; "
+    "a file or a directory of them)",
 }
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MAMUJOCO_KEYS = {"o", "a", "r", "d"}
+# pymarl's EpisodeBatch is recognised by obs + filled (its padding mask); the importer
+# then names whichever other field is missing.
+PYMARL_KEYS = {"obs", "filled"}
 
 
 def known_formats() -> list[str]:
@@ -96,11 +102,13 @@ def _detect_file(path: Path) -> str:
             raise DatasetError(path, None, hdf5_open_problem(path, error)) from None
         if keys >= MAMUJOCO_KEYS:
             return "omiga-mamujoco"
+        if keys >= PYMARL_KEYS:
+            return "pymarl"
         raise DatasetError(
             path,
             None,
-            f"an HDF5 file that is neither native (no card_json attribute) nor OMIGA MaMuJoCo "
-            f"(keys o, s, a, r, d); found keys {sorted(keys)}",
+            f"an HDF5 file that is neither native (no card_json attribute), OMIGA MaMuJoCo "
+            f"(keys o, s, a, r, d) nor a pymarl buffer (keys obs, filled, ...); found keys {sorted(keys)}",
         )
     if path.suffix == ".npy":
         raise DatasetError(path, None, "one array of an OMAR dataset: pass the directory that holds it")
@@ -109,6 +117,17 @@ def _detect_file(path: Path) -> str:
     if path.suffix in (".h5", ".hdf5"):
         raise DatasetError(path, None, "not an HDF5 file (truncated or corrupt?): bad signature")
     raise DatasetError(path, None, f"unknown dataset file; known formats: {known_formats()}")
+
+
+def _is_pymarl_file(path: Path) -> bool:
+    """An HDF5 file (no native card) with a pymarl episode buffer's keys; False if unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            return "card_json" not in handle.attrs and set(handle.keys()) >= PYMARL_KEYS
+    except OSError:
+        return False
 
 
 def _detect_dir(path: Path) -> list[str]:
@@ -122,6 +141,9 @@ def _detect_dir(path: Path) -> list[str]:
     if (path / "obs_0.npy").is_file():
         found.append("omar-mpe")
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    h5 = [p for p in files if p.suffix in (".h5", ".hdf5")]
+    if h5 and all(_is_pymarl_file(p) for p in h5[:3]):
+        found.append("pymarl")
     sample = [p for p in files if p.suffix not in (".md", ".json", ".npy", ".txt")][:3]
     if sample and all(is_pickle_like(p) for p in sample):
         found.append("omiga-smac")

@@ -199,3 +199,54 @@ def write_og_marl_vault(
         "lengths": np.asarray(lengths, dtype=np.int64),
         "vault": root / vault_name / uid,
     }
+
+
+def write_pymarl(
+    path: str | os.PathLike,
+    lengths: list[int],
+    truncated: list[bool],
+    t_max: int,
+    n_agents: int = 3,
+    obs_dim: int = 4,
+    state_dim: int = 5,
+    n_actions: int = 6,
+    seed: int = 0,
+    filled_counts: str = "rows",
+) -> dict[str, np.ndarray]:
+    """A pymarl ``EpisodeBatch``-style HDF5 buffer [B, t_max, ...] (padding after ``filled``).
+
+    Episode b has ``lengths[b]`` steps; it is terminated at its last step unless
+    ``truncated[b]``. ``filled`` covers the steps and the final row (``rows``, pymarl)
+    or only the steps. Padding rows hold garbage (NaN observations) that an importer
+    must never read. Returns the arrays written.
+    """
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    b = len(lengths)
+    obs = rng.standard_normal((b, t_max, n_agents, obs_dim)).astype(np.float32)
+    state = rng.standard_normal((b, t_max, state_dim)).astype(np.float32)
+    avail = (rng.random((b, t_max, n_agents, n_actions)) < 0.6).astype(np.int32)
+    avail[..., 0] = 1
+    actions = np.argmax(rng.random(avail.shape) * avail, axis=-1)[..., None].astype(np.int64)
+    reward = rng.random((b, t_max, 1)).astype(np.float32)
+    terminated = np.zeros((b, t_max, 1), np.uint8)
+    filled = np.zeros((b, t_max, 1), np.uint8)
+    for e, (length, cut) in enumerate(zip(lengths, truncated)):
+        filled[e, : length + (1 if filled_counts == "rows" else 0)] = 1
+        terminated[e, length - 1] = 0 if cut else 1
+        obs[e, length + 1 :] = np.nan  # padding: never to be read
+    arrays = {
+        "obs": obs,
+        "state": state,
+        "avail_actions": avail,
+        "actions": actions,
+        "actions_onehot": np.eye(n_actions, dtype=np.float32)[actions[..., 0]],
+        "reward": reward,
+        "terminated": terminated,
+        "filled": filled,
+    }
+    with h5py.File(path, "w") as handle:
+        for key, value in arrays.items():
+            handle.create_dataset(key, data=value)
+    return arrays

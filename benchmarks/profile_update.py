@@ -1,0 +1,54 @@
+"""Where one update's time goes: a torch.profiler table of the plain update loop.
+
+Profiles ``--steps`` updates of the module's update (the loop of
+``benchmarks/common.py: plain_loop``, which is what the Lightning loop runs per step) at
+one of the benchmark shapes, on one thread, and prints the operators sorted by their own
+CPU time (the table in docs/performance.md).
+
+    python benchmarks/profile_update.py --shape 5m_vs_6m --steps 50
+    python benchmarks/profile_update.py --shape Hopper-3x1 --algo omiga --rows 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import build_module, machine_summary, plain_loop  # noqa: E402
+from throughput import SHAPES, synthetic_file  # noqa: E402
+
+from omiga_pl.data.datamodule import OfflineMARLDataModule  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="5m_vs_6m", choices=list(SHAPES))
+    parser.add_argument("--algo", default="omiga")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=20, help="operators shown")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(machine_summary())
+    with tempfile.TemporaryDirectory() as tmp:
+        datamodule = OfflineMARLDataModule(
+            synthetic_file(Path(tmp), args.shape, episodes=300), batch_size=128
+        )
+        module = build_module(datamodule, args.algo)
+        plain_loop(module, datamodule, steps=10, warmup=0)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            rate = plain_loop(module, datamodule, steps=args.steps, warmup=0)
+    print(f"[{args.shape}/{args.algo}] {rate:.1f} upd/s under the profiler")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""One run's updates/s: a reference-style OMIGA step against a plain-PyTorch step and the
+Lightning fit loop, same shapes, same threads, in one process (issue 13, item 2).
+
+* **reference-style**: the OMIGA reference implementation's structure. The replay data
+  lives in float64 NumPy arrays, one per field, observations and next observations
+  stored separately per transition; every step indexes them with NumPy's RNG and
+  converts each field with ``torch.FloatTensor``; three optimizers (policy, Q + mixer,
+  V), three backward passes in the reference's order (policy, Q, V), one
+  ``clip_grad_norm_`` each; Polyak averaging parameter by parameter with
+  ``target.data.copy_(tau * p.data + (1 - tau) * target.data)``. The networks and the
+  loss formulas are omiga_pl's own (the same maths), so only the driver differs.
+* **plain**: the module's ``compute_losses`` -> one backward -> per-group clipping ->
+  Adam -> Polyak, in a hand-written loop over the data module's storage.
+* **lightning**: ``Trainer.fit`` on the module and the data module (what ``omiga_pl.fit``
+  runs), logging every ``--log-every`` updates.
+
+Runs alternate (reference, plain, lightning, reference, ...) so that machine noise hits
+all alike; medians and their ratios are printed, with the CPU's matrix flags and the
+fp32 / bf16-mixed ratio of the Lightning loop (``--bf16``).
+
+    python benchmarks/single_run.py                                  # 5m_vs_6m and Hopper-3x1
+    python benchmarks/single_run.py --shapes Hopper-3x1 --steps 300 --threads 1 --bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import build_module, lightning_loop, machine_summary, plain_loop  # noqa: E402
+from throughput import synthetic_file  # noqa: E402
+
+from omiga_pl.algos.omiga import OmigaModule  # noqa: E402
+from omiga_pl.data.datamodule import OfflineMARLDataModule  # noqa: E402
+from omiga_pl.data.storage import TransitionStorage  # noqa: E402
+from omiga_pl.losses.common import mix, mse, td_target  # noqa: E402
+from omiga_pl.losses.omiga import regularised_advantage  # noqa: E402
+
+
+class Float64Replay:
+    """The reference's replay layout: per-transition float64 arrays for every field."""
+
+    def __init__(self, storage: TransitionStorage) -> None:
+        rows = storage.rows.numpy()
+        self.n = storage.n_transitions
+        self.obs = storage.observations.numpy()[rows].astype(np.float64)
+        self.next_obs = storage.observations.numpy()[rows + 1].astype(np.float64)
+        self.state = storage.states.numpy()[rows].astype(np.float64)
+        self.next_state = storage.states.numpy()[rows + 1].astype(np.float64)
+        self.actions = storage.actions.numpy().astype(np.float64)
+        self.rewards = storage.rewards.numpy().astype(np.float64)[:, None]
+        self.masks = storage.masks.numpy().astype(np.float64)[:, None]
+        self.discrete = storage.dims.action_type == "discrete"
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        index = rng.integers(0, self.n, size=batch_size)
+        out = {
+            name: torch.FloatTensor(getattr(self, name)[index])
+            for name in ("obs", "next_obs", "state", "next_state", "actions", "rewards", "masks")
+        }
+        if self.discrete:
+            out["actions"] = out["actions"].long()
+        return out
+
+
+def soft_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:
+    """The reference's Polyak step: one copy per parameter."""
+    for target_param, param in zip(target.parameters(), online.parameters()):
+        target_param.data.copy_(tau * param.data + (1.0 - tau) * target_param.data)
+
+
+def reference_loop(
+    module: OmigaModule, replay: Float64Replay, batch_size: int, steps: int, warmup: int
+) -> float:
+    """Updates/s of the reference-style step (see the module docstring)."""
+    cfg, m = module.cfg, module
+    policy_opt = torch.optim.Adam(m.policy.parameters(), lr=cfg.lr_policy)
+    q_opt = torch.optim.Adam([*m.q.parameters(), *m.mixer.parameters()], lr=cfg.lr_q)
+    v_opt = torch.optim.Adam(m.v.parameters(), lr=cfg.lr_v)
+    rng = np.random.default_rng(0)
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        b = replay.sample(rng, batch_size)
+        obs, actions = b["obs"], b["actions"]
+        rewards, masks = b["rewards"].squeeze(-1), b["masks"].squeeze(-1)
+        # Policy: advantage-weighted likelihood with z from the target nets.
+        with torch.no_grad():
+            q_target = m.q_at_actions(m.q_target, obs, actions)
+            weights_target, _ = m.mixer_target(b["state"])
+            z = regularised_advantage(weights_target, q_target, m.v(obs).squeeze(-1), cfg.alpha)
+        log_probs, _ = m.policy.log_prob_and_entropy(obs, actions)
+        policy_loss = -(torch.exp(z) * log_probs).mean()
+        policy_opt.zero_grad()
+        policy_loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.policy.parameters(), cfg.grad_clip)
+        policy_opt.step()
+        # Q + mixer: regress the mixed Q on the target TD target.
+        with torch.no_grad():
+            next_w, next_b = m.mixer_target(b["next_state"])
+            y = td_target(
+                rewards, masks, mix(next_w, m.v_target(b["next_obs"]).squeeze(-1), next_b), cfg.gamma
+            )
+        weights, bias = m.mixer(b["state"])
+        q_loss = mse(mix(weights, m.q_at_actions(m.q, obs, actions), bias), y)
+        q_opt.zero_grad()
+        q_loss.backward()
+        torch.nn.utils.clip_grad_norm_([*m.q.parameters(), *m.mixer.parameters()], cfg.grad_clip)
+        q_opt.step()
+        # V: the implicit local regularisation.
+        values = m.v(obs).squeeze(-1)
+        z = regularised_advantage(weights_target, q_target, values, cfg.alpha)
+        stab = torch.clamp(z.max(), min=-1.0).detach()
+        v_loss = (torch.exp(z - stab) + torch.exp(-stab) * weights_target * values / cfg.alpha).mean()
+        v_opt.zero_grad()
+        v_loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.v.parameters(), cfg.grad_clip)
+        v_opt.step()
+        for name in ("q", "v", "mixer"):
+            soft_update(getattr(m, f"{name}_target"), getattr(m, name), cfg.tau)
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="timed updates per run")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--log-every", type=int, default=100, help="the Lightning loop logs this often")
+    parser.add_argument("--shapes", nargs="*", default=["5m_vs_6m", "Hopper-3x1"])
+    parser.add_argument("--bf16", action="store_true", help="also time the Lightning loop in bf16-mixed")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(machine_summary())
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.shapes:
+            path = synthetic_file(Path(tmp), name, episodes=1000)
+            datamodule = OfflineMARLDataModule(path, batch_size=128)
+            replay = Float64Replay(datamodule.load())
+            runs: dict[str, list[float]] = {"reference": [], "plain": [], "lightning": []}
+            if args.bf16:
+                runs["lightning bf16-mixed"] = []
+            for _ in range(args.repeats):
+                gc.collect()
+                runs["reference"].append(
+                    reference_loop(build_module(datamodule), replay, 128, args.steps, args.warmup)
+                )
+                gc.collect()
+                runs["plain"].append(
+                    plain_loop(build_module(datamodule), datamodule, args.steps, args.warmup)
+                )
+                gc.collect()
+                runs["lightning"].append(
+                    lightning_loop(
+                        build_module(datamodule), datamodule, args.steps, args.warmup, args.log_every
+                    )
+                )
+                if args.bf16:
+                    gc.collect()
+                    runs["lightning bf16-mixed"].append(
+                        lightning_loop(
+                            build_module(datamodule),
+                            datamodule,
+                            args.steps,
+                            args.warmup,
+                            args.log_every,
+                            precision="bf16-mixed",
+                        )
+                    )
+            median = {key: statistics.median(values) for key, values in runs.items()}
+            text = ", ".join(f"{key} {value:.1f}" for key, value in median.items())
+            print(f"[{name}] upd/s (median of {args.repeats}): {text}")
+            print(
+                f"[{name}] lightning / reference {median['lightning'] / median['reference']:.2f}x, "
+                f"lightning / plain {median['lightning'] / median['plain']:.2f}x, "
+                f"plain / reference {median['plain'] / median['reference']:.2f}x"
+            )
+            if args.bf16:
+                print(
+                    f"[{name}] bf16-mixed / fp32 (lightning) "
+                    f"{median['lightning bf16-mixed'] / median['lightning']:.2f}x"
+                )
+            print(f"[{name}] runs: { {k: [round(x, 1) for x in v] for k, v in runs.items()} }")
+
+
+if __name__ == "__main__":
+    main()
