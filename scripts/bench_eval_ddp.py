@@ -63,7 +63,7 @@ def main() -> None:
     best = {}
     for processes in (1, 2):
         times = []
-        for repeat in range(args.repeats):
+        for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 times.append(run(processes, args.episodes, args.final_episodes, Path(tmp)))
         best[processes] = min(times)

@@ -62,7 +62,7 @@ def try_env(env_id: str, max_steps: int) -> dict:
                 row["note"] = "episode limit set (no max_cycles default)"
             if env.max_steps > max_steps:
                 env = PettingZooVecEnv(env_id, num_envs=2, max_steps=max_steps)
-        except Exception as error:  # noqa: BLE001 - reported in the table
+        except Exception as error:
             row["status"] = f"not wrapped: {str(error).splitlines()[0][:160]}"
             return row
         dims = env.spec.dims
@@ -90,7 +90,7 @@ def try_env(env_id: str, max_steps: int) -> dict:
                 VecEnvParallel(PettingZooVecEnv(env_id, num_envs=1, max_steps=env.max_steps)), 50
             )
         row["status"] = "ok (random episodes + parallel_api_test of the round trip)"
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         row["status"] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}"
     finally:
         row["seconds"] = f"{time.perf_counter() - start:.1f}"
