@@ -161,3 +161,22 @@ def test_a_changed_policy_file_is_refused(policies, tmp_path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "policy_300.npz" in done.stderr and "sha256" in done.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize(
+    "policy_dir", sorted((ROOT / "data" / "policies").glob("*/card.json")), ids=lambda p: p.parent.name
+)
+def test_bundled_policy_directories_load(policy_dir: Path) -> None:
+    from omiga_pl.generate.bundled import read_policy_card
+
+    card = read_policy_card(policy_dir.parent)  # every file's sha256 against the card
+    assert (
+        card["scenario"] == "Hopper-3x1"
+        and card["reference_returns"]["expert"] > card["reference_returns"]["random"]
+    )
+    assert all(s["weight"] > 0 for s in card["schedule"])
+    for segment in card["schedule"]:
+        if segment["policy"] is not None:
+            actor = NumpyActor.load(policy_dir.parent / segment["policy"])
+            actions = np.tanh(actor.pre_tanh(np.zeros((4, 11))))
+            assert actions.shape == (4, card["action_dim"]) and np.isfinite(actions).all()
