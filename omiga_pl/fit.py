@@ -146,14 +146,16 @@ def build_callbacks(
     low, high = references.get("random"), references.get("expert", references.get("behaviour_best"))
     envs: list[Any] = []
 
-    def shared_env() -> Any:  # one env for every ensemble member (evaluations run in turn)
+    def shared_env(num_envs: int) -> Any:  # one env for every ensemble member (evaluations run in turn)
+        # Each process builds its share of the episodes' slots (split under DDP).
         if not envs:
-            envs.append(make_env(family, scenario, num_envs=config.eval.episodes, **env_kwargs))
+            envs.append(make_env(family, scenario, num_envs=num_envs, **env_kwargs))
         return envs[0]
 
     def evaluation(seed: int, directory: Path) -> EvaluationCallback:
         return EvaluationCallback(
             make_env=shared_env,
+            episodes=config.eval.episodes,
             every=config.eval.every,
             seed=seed + config.eval.seed_offset,
             reference_returns=(low, high) if low is not None and high is not None else None,

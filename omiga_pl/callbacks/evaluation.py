@@ -2,15 +2,25 @@
 
 Two kinds of evaluation, both greedy (acting is argmax / the deterministic action):
 
-* **periodic**: every ``every`` updates (and once at the end) rank 0 rolls out
-  ``episodes`` parallel episodes and logs ``eval/*``; records go to ``eval.jsonl``.
+* **periodic**: every ``every`` updates (and once at the end) ``episodes`` parallel
+  episodes are rolled out and logged as ``eval/*``; records go to ``eval.jsonl``.
 * **final** (the field's ``absolute_metrics``): once training has reached
   ``trainer.max_steps``, ``final_episodes`` episodes (default 10x ``episodes``) are run
-  in chunks of ``episodes`` slots on the same vectorised env, logged as ``final/*`` and
-  written to ``final_eval.json``.
+  in chunks of the env's slots, logged as ``final/*`` and written to ``final_eval.json``.
 
-Seeds: a periodic evaluation at update ``t`` resets its env with
-:func:`periodic_seed` in ``[0, 2**31)``; chunk ``k`` of the final one with
+Under DDP with W processes the episodes are split: every rank builds an env of
+w = ceil(episodes / W) slots (:func:`omiga_pl.evaluation.slots_per_rank`); an evaluation
+is cut into chunks of w episodes, rank r runs chunks r, r + W, ... and
+:class:`omiga_pl.evaluation.EpisodeMetrics` (torchmetrics, ``cat`` reduction) gathers
+every rank's episodes in chunk order, so each rank holds the same record and rank 0 logs
+and writes it. With W = 1 this is exactly one chunk of ``episodes`` slots (periodic) and
+the same chunks as before (final). The episodes depend on w (the slot width fixes how
+reset seeds are split), so a W-process run evaluates on other episodes than a 1-process
+run; for a given W they are a pure function of (seed, update), resumes included.
+
+Seeds: chunk ``k`` of a periodic evaluation at update ``t`` resets its env with
+:func:`periodic_seed` in ``[0, 2**31)`` (chunk 0: the seed a single process uses); chunk
+``k`` of the final one with
 :func:`final_seed` in ``[2**31, 2**32)``, so no final episode is reset from a seed a
 training-time evaluation used (disjoint by construction). Both are pure functions of
 (seed, update[, chunk]), so a resumed run evaluates on exactly the episodes a straight
@@ -38,7 +48,7 @@ import torch
 
 from omiga_pl.data.datamodule import batch_seed
 from omiga_pl.envs.base import VecMultiAgentEnv
-from omiga_pl.evaluation import run_episodes
+from omiga_pl.evaluation import EpisodeMetrics, rank_chunks, run_episodes, slots_per_rank
 from omiga_pl.io import atomic_output
 from omiga_pl.rollout import EpisodeStats
 
@@ -48,11 +58,18 @@ EVAL_FILE = "eval.jsonl"
 FINAL_FILE = "final_eval.json"
 SEED_HALF = 2**31  # periodic seeds below, final seeds at or above
 FINAL_STREAM = 1  # batch_seed stream of the final evaluation's chunks
+PERIODIC_STREAM = 2  # batch_seed stream of periodic chunks 1, 2, ... (DDP splits)
 
 
-def periodic_seed(seed: int, step: int) -> int:
-    """Reset seed of the periodic evaluation at update ``step``: in ``[0, 2**31)``."""
-    return batch_seed(seed, 0, step, bits=31)
+def periodic_seed(seed: int, step: int, chunk: int = 0) -> int:
+    """Reset seed of chunk ``chunk`` of the periodic evaluation at ``step``: in ``[0, 2**31)``.
+
+    Chunk 0 is the whole evaluation of a single process (its seed is unchanged by DDP
+    splitting); further chunks exist only when the episodes are split over ranks.
+    """
+    if chunk == 0:
+        return batch_seed(seed, 0, step, bits=31)
+    return batch_seed(seed, chunk, step, bits=31, stream=PERIODIC_STREAM)
 
 
 def final_seed(seed: int, step: int, chunk: int) -> int:
@@ -91,6 +108,17 @@ def concat_stats(parts: list[EpisodeStats]) -> EpisodeStats:
     )
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(global rank, world size) of this process: torch.distributed's when initialised
+    (Lightning's DDP), else (0, 1). Read from the process group rather than the trainer,
+    so views of the trainer (the ensemble's) split the same way."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def _scalars(record: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in record.items() if isinstance(v, float)}
 
@@ -99,8 +127,8 @@ class EvaluationCallback(L.Callback):
     """Periodic greedy evaluation and the final (``absolute_metrics``) one.
 
     Args:
-        make_env: builds the vectorised env with ``episodes`` slots (called once, lazily,
-            on rank 0).
+        make_env: ``make_env(num_envs)`` builds a vectorised env of that many slots
+            (called once per process, lazily, with ``ceil(episodes / world_size)``).
         every: evaluate when ``global_step % every == 0``.
         seed: base seed of the evaluation episodes.
         reference_returns: (random, expert) returns for ``eval/normalized_score``.
@@ -108,19 +136,22 @@ class EvaluationCallback(L.Callback):
         final_episodes: episodes of the final evaluation (0: none). It runs in chunks of
             the env's slots, the last chunk counting only its first slots.
         final_file: where the final record is written (JSON).
+        episodes: episodes of every periodic evaluation (split over DDP ranks).
     """
 
     def __init__(
         self,
-        make_env: Callable[[], VecMultiAgentEnv],
+        make_env: Callable[[int], VecMultiAgentEnv],
         every: int,
         seed: int,
         reference_returns: tuple[float, float] | None = None,
         results_file: str | Path | None = None,
         final_episodes: int = 0,
         final_file: str | Path | None = None,
+        episodes: int = 1,
     ) -> None:
         self.make_env = make_env
+        self.episodes = int(episodes)
         self.every = every
         self.seed = seed
         self.reference_returns = reference_returns
@@ -130,6 +161,7 @@ class EvaluationCallback(L.Callback):
         self.history: list[dict[str, Any]] = []
         self.final: dict[str, Any] | None = None
         self._env: VecMultiAgentEnv | None = None
+        self._metrics: EpisodeMetrics | None = None
         self._last_step: int | None = None
 
     # -- hooks ------------------------------------------------------------------------
@@ -160,9 +192,14 @@ class EvaluationCallback(L.Callback):
 
     # -- evaluations ------------------------------------------------------------------
 
-    def _rollout(self, pl_module: L.LightningModule, seed: int, slots: int | None = None) -> EpisodeStats:
+    def _ensure_env(self, trainer: L.Trainer, pl_module: L.LightningModule) -> VecMultiAgentEnv:
         if self._env is None:
-            self._env = self.make_env()
+            self._env = self.make_env(slots_per_rank(self.episodes, rank_and_world()[1]))
+            self._metrics = EpisodeMetrics(self._env.spec.has_win_signal).to(pl_module.device)
+        return self._env
+
+    def _rollout(self, pl_module: L.LightningModule, seed: int, slots: int | None = None) -> EpisodeStats:
+        assert self._env is not None
         was_training = pl_module.training
         pl_module.eval()
         try:
@@ -175,19 +212,47 @@ class EvaluationCallback(L.Callback):
             stats = EpisodeStats(returns=stats.returns[:slots], lengths=stats.lengths[:slots], won=won)
         return stats
 
+    def _run_split(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, total: int, seeds: list[int]
+    ) -> EpisodeStats:
+        """``total`` episodes in chunks of the env's width, chunk k reset with ``seeds[k]``:
+        this rank runs its share (:func:`rank_chunks`), every rank returns all of them."""
+        env = self._ensure_env(trainer, pl_module)
+        metrics = self._metrics
+        assert metrics is not None
+        width = env.num_envs
+        mine = rank_chunks(len(seeds), *rank_and_world())
+        for chunk in mine:
+            slots = min(width, total - chunk * width)
+            metrics.update(
+                self._rollout(pl_module, seeds[chunk], None if slots == width else slots), chunk, width
+            )
+        if not mine:
+            metrics.empty()
+        try:
+            return metrics.compute()  # syncs across ranks (a collective) under DDP
+        finally:
+            metrics.reset()
+
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
-        """Run one periodic evaluation now (rank 0 only) and log it at the current step."""
+        """Run one periodic evaluation now (split over the ranks) and log it at the current step.
+
+        Every rank must call it (it syncs); every rank keeps the record, rank 0 returns,
+        logs and writes it.
+        """
         step = trainer.global_step
         self._last_step = step
+        start = time.perf_counter()
+        width = self._ensure_env(trainer, pl_module).num_envs
+        seeds = [periodic_seed(self.seed, step, k) for k in range(math.ceil(self.episodes / width))]
+        stats = self._run_split(trainer, pl_module, self.episodes, seeds)
+        record = {"step": step, **self._where(), **episode_record(stats, self.reference_returns, seeds)}
+        record["seconds"] = time.perf_counter() - start
+        record["processes"] = rank_and_world()[1]
+        self.history.append(record)
         if not trainer.is_global_zero:
             return None
-        start = time.perf_counter()
-        seed = periodic_seed(self.seed, step)
-        stats = self._rollout(pl_module, seed)
-        record = {"step": step, **self._where(), **episode_record(stats, self.reference_returns, [seed])}
-        record["seconds"] = time.perf_counter() - start
         self._log(trainer, "eval", record, step)
-        self.history.append(record)
         self._write_records()
         print(f"[eval] step {step}: {self._text(record)} ({record['seconds']:.1f}s)", flush=True)
         return record
@@ -195,24 +260,19 @@ class EvaluationCallback(L.Callback):
     def evaluate_final(
         self, trainer: L.Trainer, pl_module: L.LightningModule, log: bool = True
     ) -> dict[str, Any] | None:
-        """The final evaluation: ``final_episodes`` episodes on the final seeds (rank 0 only)."""
+        """The final evaluation: ``final_episodes`` episodes on the final seeds, split over ranks."""
         step = trainer.global_step
-        if not trainer.is_global_zero:
-            self.final = {"step": step}
-            return None
         start = time.perf_counter()
-        if self._env is None:
-            self._env = self.make_env()
-        width = self._env.num_envs
-        parts, seeds = [], []
-        for chunk in range(math.ceil(self.final_episodes / width)):
-            slots = min(width, self.final_episodes - chunk * width)
-            seeds.append(final_seed(self.seed, step, chunk))
-            parts.append(self._rollout(pl_module, seeds[-1], None if slots == width else slots))
+        width = self._ensure_env(trainer, pl_module).num_envs
+        seeds = [final_seed(self.seed, step, k) for k in range(math.ceil(self.final_episodes / width))]
+        stats = self._run_split(trainer, pl_module, self.final_episodes, seeds)
         record = {"step": step, "kind": "absolute_metrics", **self._where()}
-        record.update(episode_record(concat_stats(parts), self.reference_returns, seeds))
+        record.update(episode_record(stats, self.reference_returns, seeds))
         record["seconds"] = time.perf_counter() - start
+        record["processes"] = rank_and_world()[1]
         self.final = record
+        if not trainer.is_global_zero:
+            return None
         if log:
             self._log(trainer, "final", record, step)
         self._write_records()

@@ -1,0 +1,5 @@
+import sys
+
+from omiga_pl.sweep.runner import main
+
+sys.exit(main())
