@@ -199,7 +199,8 @@ def test_compile_modes_are_checked():
     from omiga_pl.config import load_config
     from omiga_pl.errors import ConfigError
 
-    assert load_config([ROOT / "conf" / "smac.yaml"], ["compile=reduce-overhead"]).compile == "reduce-overhead"
+    config = load_config([ROOT / "conf" / "smac.yaml"], ["compile=reduce-overhead"])
+    assert config.compile == "reduce-overhead"
     with pytest.raises(ConfigError, match="key 'compile'"):
         load_config([ROOT / "conf" / "smac.yaml"], ["compile=fast"])
 
