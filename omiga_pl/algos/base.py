@@ -40,6 +40,7 @@ from omiga_pl.data.datamodule import batch_seed
 from omiga_pl.dims import ACTION_TYPES, ProblemDims
 from omiga_pl.errors import CheckpointError, ConfigError
 from omiga_pl.losses.common import NamedLosses
+from omiga_pl.nets.policy import LOG_STD_KINDS, POLICY_KINDS
 
 ADAM_IMPLS = ("foreach", "fused", "for-loop")
 # Mixed into every training-noise seed so that it never coincides with the batch sampler's.
@@ -86,6 +87,9 @@ class BaseAlgoConfig:
                 "algo.action_eps", self.action_eps, 0.0, 1.0, "(0, 1)", low_open=True, high_open=True
             )
         check_choice("algo.adam_impl", self.adam_impl, ADAM_IMPLS)
+        if hasattr(self, "policy"):
+            check_choice("algo.policy", self.policy, POLICY_KINDS)
+            check_choice("algo.policy_log_std", self.policy_log_std, LOG_STD_KINDS)
 
 
 @dataclass
@@ -106,6 +110,15 @@ class PolicyFitConfig:
     # in the policy's log-probability. 1e-7 is the OMIGA reference's value; on datasets with
     # many saturated actions (exactly +-1) a larger eps (1e-3) fits them far better.
     action_eps: float = 1e-7
+    # Continuous actions: the policy family. "gaussian_tanh_mean" (default): a Gaussian
+    # with tanh-squashed mean, log-probs of the raw action (IQL in CORL), so saturated
+    # actions (+-1) are ordinary points; "tanh_gaussian": the reference's tanh-squashed
+    # Gaussian, log-probs of atanh(clipped action). Chosen by measurement on the bundled
+    # Hopper levels: docs/algorithms/policies.md (conf/presets/reference.yaml: the reference).
+    policy: str = "gaussian_tanh_mean"
+    # Continuous actions: log-std as one learned vector per action dimension ("param",
+    # default, CORL's IQL) or a second head on the trunk ("state", the reference's).
+    policy_log_std: str = "param"
     # Discrete actions: mask unavailable actions in the policy's training log-probs.
     # The OMIGA reference does not (it masks only when acting).
     mask_unavailable_in_training: bool = False

@@ -2,8 +2,8 @@
 
 One parameter group, ``policy``; no critic, no targets. ``loss: nll`` maximises the
 likelihood of dataset actions under the same policy family OMIGA uses (categorical, or
-the reference's tanh-squashed Gaussian); ``loss: mse`` (continuous only) regresses the
-deterministic action ``tanh(mean)`` on the dataset action, the classic deterministic BC.
+the continuous family ``algo.policy``); ``loss: mse`` (continuous only) regresses the
+policy's deterministic action on the dataset action, the classic deterministic BC.
 See docs/algorithms/bc.md.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from omiga_pl.algos.base import BaseAlgoConfig, OfflineAlgorithm, PolicyFitConfig, check_choice
-from omiga_pl.algos.omiga import build_policy
+from omiga_pl.algos.omiga import build_policy_from
 from omiga_pl.data.batch import Batch
 from omiga_pl.errors import ConfigError
 from omiga_pl.losses.bc import bc_mse_loss, bc_nll_loss
@@ -47,15 +47,14 @@ class BCModule(OfflineAlgorithm):
                 "config: key 'algo.loss': 'mse' needs continuous actions, "
                 "the dataset's are discrete; use 'nll'"
             )
-        self.policy = build_policy(self.dims, list(self.cfg.hidden_sizes), self.cfg.action_eps)
+        self.policy = build_policy_from(self.dims, self.cfg)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"policy": list(self.policy.parameters())}
 
     def compute_losses(self, batch: Batch) -> NamedLosses:
         if self.cfg.loss == "mse":
-            mean, _ = self.policy.mean_and_log_std(batch.observations)
-            return bc_mse_loss(mean.tanh(), batch.actions)
+            return bc_mse_loss(self.policy.deterministic_action(batch.observations), batch.actions)
         avail = batch.avail_actions if self.cfg.mask_unavailable_in_training else None
         log_probs, entropy = self.policy.log_prob_and_entropy(batch.observations, batch.actions, avail)
         losses = bc_nll_loss(log_probs)

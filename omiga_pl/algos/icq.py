@@ -24,7 +24,7 @@ from omiga_pl.algos.base import (
     check_choice,
     check_positive,
 )
-from omiga_pl.algos.omiga import build_local_q, build_policy, q_at_actions
+from omiga_pl.algos.omiga import build_local_q, build_policy_from, q_at_actions
 from omiga_pl.data.batch import Batch
 from omiga_pl.losses.common import NamedLosses
 from omiga_pl.losses.icq import credit_shares, expected_q, icq_critic_target, icq_losses
@@ -91,7 +91,7 @@ class ICQModule(OfflineAlgorithm):
         # Construction order (q, mixer, policy) fixes the initial weights for a seed.
         self.q = build_local_q(d, hidden)
         self.mixer = build_mixer(self.cfg.mixer, d.state_dim, d.n_agents, self.cfg.mixer_hidden)
-        self.policy = build_policy(d, hidden, self.cfg.action_eps)
+        self.policy = build_policy_from(d, self.cfg, hidden)
         self.add_target("q")
         self.add_target("mixer")
 

@@ -4,7 +4,8 @@ Three parameter groups: ``q`` (local Q + the state-conditioned mixer), ``v`` (lo
 and ``policy``; Polyak targets of Q, V and the mixer. The action type comes from the
 dataset: discrete actions get a local Q with one output per action (gathered at the
 dataset action) and a categorical policy; continuous actions get ``Q_i(o_i, a_i)`` (the
-action concatenated to the observation) and a tanh-squashed Gaussian policy. Every
+action concatenated to the observation) and the Gaussian policy family ``algo.policy``
+(the reference's tanh-squashed Gaussian, or a Gaussian with tanh-squashed mean). Every
 cross-term of the three losses is detached, so the base's single backward of their sum
 is exact.
 """
@@ -20,9 +21,18 @@ from omiga_pl.algos.base import BaseAlgoConfig, OfflineAlgorithm, PolicyFitConfi
 from omiga_pl.data.batch import Batch
 from omiga_pl.dims import ProblemDims
 from omiga_pl.losses.omiga import OmigaLosses, omiga_losses
-from omiga_pl.nets import AgentMLP, CategoricalPolicy, Mixer, TanhGaussianPolicy
+from omiga_pl.nets import AgentMLP, CategoricalPolicy, Mixer
+from omiga_pl.nets.policy import build_continuous_policy
 
-__all__ = ["OmigaConfig", "OmigaModule", "ProblemDims", "build_local_q", "build_policy", "q_at_actions"]
+__all__ = [
+    "OmigaConfig",
+    "OmigaModule",
+    "ProblemDims",
+    "build_local_q",
+    "build_policy",
+    "build_policy_from",
+    "q_at_actions",
+]
 
 
 @dataclass
@@ -38,6 +48,10 @@ class OmigaConfig(PolicyFitConfig, TargetConfig, BaseAlgoConfig):
     lr_policy: float = 5e-4
     # Hidden units of the state-conditioned mixer.
     mixer_hidden: int = 64
+    # Upper bound on the policy's advantage weights exp(z) (z is already clamped to
+    # [-10, 10], so weights reach e^10 = 22026); <= 0: no bound beyond that, the
+    # reference's. IQL caps its exp-weights at 100.
+    policy_weight_cap: float = 0.0
 
 
 def build_local_q(dims: ProblemDims, hidden: list[int]) -> AgentMLP:
@@ -47,11 +61,26 @@ def build_local_q(dims: ProblemDims, hidden: list[int]) -> AgentMLP:
     return AgentMLP(dims.n_agents, dims.obs_dim, hidden, dims.action_dim)
 
 
-def build_policy(dims: ProblemDims, hidden: list[int], action_eps: float) -> nn.Module:
-    """Categorical (discrete) or the reference's tanh-squashed Gaussian (continuous)."""
+def build_policy(
+    dims: ProblemDims,
+    hidden: list[int],
+    action_eps: float,
+    kind: str = "tanh_gaussian",
+    log_std: str = "state",
+) -> nn.Module:
+    """Categorical (discrete) or the continuous family ``kind`` with ``log_std``
+    (:func:`omiga_pl.nets.policy.build_continuous_policy`; both ignored for discrete)."""
     if dims.action_type == "continuous":
-        return TanhGaussianPolicy(dims.n_agents, dims.obs_dim, dims.action_dim, hidden, action_eps=action_eps)
+        return build_continuous_policy(
+            kind, dims.n_agents, dims.obs_dim, dims.action_dim, hidden, action_eps, log_std
+        )
     return CategoricalPolicy(dims.n_agents, dims.obs_dim, dims.action_dim, hidden)
+
+
+def build_policy_from(dims: ProblemDims, cfg: PolicyFitConfig, hidden: list[int] | None = None) -> nn.Module:
+    """:func:`build_policy` with the keys of a :class:`PolicyFitConfig`."""
+    hidden = list(cfg.hidden_sizes) if hidden is None else hidden  # type: ignore[attr-defined]
+    return build_policy(dims, hidden, cfg.action_eps, cfg.policy, cfg.policy_log_std)
 
 
 def q_at_actions(
@@ -81,7 +110,7 @@ class OmigaModule(OfflineAlgorithm):
         self.q = build_local_q(d, hidden)
         self.v = AgentMLP(d.n_agents, d.obs_dim, hidden, 1)
         self.build_mixer()
-        self.policy = build_policy(d, hidden, self.cfg.action_eps)
+        self.policy = build_policy_from(d, self.cfg, hidden)
         for name in self.target_names:
             self.add_target(name)
 
@@ -137,6 +166,7 @@ class OmigaModule(OfflineAlgorithm):
             masks=batch.masks,
             alpha=self.cfg.alpha,
             gamma=self.cfg.gamma,
+            weight_cap=self.cfg.policy_weight_cap,
         )
         losses.diagnostics["policy_entropy"] = entropy.detach().mean()
         return losses

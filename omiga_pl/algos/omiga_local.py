@@ -31,6 +31,8 @@ class OmigaLocalConfig(PolicyFitConfig, TargetConfig, BaseAlgoConfig):
     lr_q: float = 5e-4
     lr_v: float = 5e-4
     lr_policy: float = 5e-4
+    # Upper bound on the policy's advantage weights exp(z), as OMIGA's; <= 0: none.
+    policy_weight_cap: float = 0.0
 
 
 class OmigaLocalModule(OmigaModule):

@@ -55,6 +55,8 @@ def summary(label: str, fmt: str, data: EpisodeDataset, card: dict[str, Any], bi
         + (f"   win rate {stats['win_rate']:.3f}" if "win_rate" in stats else ""),
         f"episode ends {stats['n_terminations']} terminated, {stats['n_truncations']} truncated",
     ]
+    if dims.action_type == "continuous":
+        lines.append(saturation_line(data.actions))
     derived = card.get("derived") or {}
     if derived:
         lines.append("derived      (what the importer reconstructed, and how)")
@@ -66,6 +68,21 @@ def summary(label: str, fmt: str, data: EpisodeDataset, card: dict[str, Any], bi
         lines.append("card")
         lines += [f"  {key}: {_short(value)}" for key, value in sorted(rest.items())]
     return "\n".join(lines)
+
+
+def saturation_line(actions: np.ndarray) -> str:
+    """Shares of continuous action entries at exactly +-1 and within 1e-3 of it.
+
+    Exact +-1 are where a tanh-Gaussian's log-probability needs its atanh clip
+    (docs/algorithms/policies.md); zero-padded entries of smaller agents count as unsaturated.
+    """
+    magnitude = np.abs(np.asarray(actions, dtype=np.float64))
+    exact = float((magnitude >= 1.0).mean()) if magnitude.size else 0.0
+    near = float((magnitude >= 0.999).mean()) if magnitude.size else 0.0
+    return (
+        f"actions      saturated (exactly +-1) {100 * exact:.1f} % of entries   "
+        f"|a| >= 0.999 {100 * near:.1f} %   largest |a| {float(magnitude.max(initial=0.0)):.8g}"
+    )
 
 
 def histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:

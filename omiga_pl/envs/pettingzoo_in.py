@@ -12,8 +12,8 @@
 :class:`PettingZooVecEnv` runs ``num_envs`` copies side by side (plain Python loop: the
 envs are CPU simulators and evaluation batches are small). What it maps:
 
-* **Agents**: ``possible_agents`` in order, N of them. Observations are flattened and
-  zero-padded to the largest agent's size (O).
+* **Agents**: ``possible_agents`` in order, N of them. Observations are flattened (a
+  ``Discrete`` observation one-hot encoded) and zero-padded to the largest agent's size (O).
 * **Observations with masks**: a ``Dict`` observation with ``observation`` and
   ``action_mask`` keys (PettingZoo's classic convention) gives the observation and the
   availability mask; an ``action_mask`` in an agent's ``infos`` is used too (both, when
@@ -214,12 +214,14 @@ class PettingZooVecEnv:
         obs_spaces = [_obs_box(env.observation_space(a)) for a in self.agents]
         act_spaces = [env.action_space(a) for a in self.agents]
         for agent, space in zip(self.agents, obs_spaces):
-            if not isinstance(space, spaces.Box):
+            if not isinstance(space, (spaces.Box, spaces.Discrete)):
                 raise ConfigError(
-                    f"env.scenario {self.scenario!r}: agent {agent!r} observation space: expected a Box "
-                    f"(or a Dict with an 'observation' Box), found {space}"
+                    f"env.scenario {self.scenario!r}: agent {agent!r} observation space: expected a Box or "
+                    f"Discrete (or a Dict with an 'observation' entry), found {space}"
                 )
-        self.obs_sizes = [int(np.prod(space.shape)) for space in obs_spaces]
+        # Discrete observations are one-hot encoded (n entries).
+        self._one_hot = [int(s.n) if isinstance(s, spaces.Discrete) else 0 for s in obs_spaces]
+        self.obs_sizes = [n or int(np.prod(s.shape)) for n, s in zip(self._one_hot, obs_spaces)]
         if all(isinstance(s, spaces.Discrete) for s in act_spaces):
             action_type = "discrete"
             self.action_sizes = [int(s.n) for s in act_spaces]
@@ -287,8 +289,11 @@ class PettingZooVecEnv:
             if isinstance(value, dict):
                 mask = value.get("action_mask")
                 value = value["observation"]
-            flat = np.asarray(value, dtype=np.float32).reshape(-1)
-            out[i, : flat.size] = flat
+            if self._one_hot[i]:
+                out[i, int(value)] = 1.0
+            else:
+                flat = np.asarray(value, dtype=np.float32).reshape(-1)
+                out[i, : flat.size] = flat
             if avail is not None:
                 size = self.action_sizes[i]
                 avail[i, :size] = True

@@ -9,9 +9,11 @@ Conventions:
 
 * agents ``agent_0 .. agent_{N-1}``, all present for the whole episode (our adapters
   keep dead SMAX units in place, with only their no-op available);
-* observations ``Box(-inf, inf, (O,), float32)``; ``state()`` the adapter's global state;
-* discrete envs put the availability mask in ``infos[agent]["action_mask"]`` (int8, as
-  PettingZoo's classic envs), continuous envs have ``Box(-1, 1, (A,))`` actions;
+* observations ``Box(-inf, inf, (O,), float32)``; discrete envs wrap them, as PettingZoo's
+  classic envs, in a ``Dict`` with ``observation`` and ``action_mask`` (int8 [A], which
+  PettingZoo's tools such as ``parallel_api_test`` sample with), the mask also in
+  ``infos[agent]["action_mask"]``; ``state()`` is the adapter's global state;
+* continuous envs have ``Box(-1, 1, (A,))`` actions;
 * every agent receives the team reward; ``terminations`` / ``truncations`` are the
   episode's, and ``infos[agent]["won"]`` is set on envs with a win signal;
 * ``reset(seed=None)`` draws a seed from the env's own generator (seeded by the first
@@ -46,9 +48,11 @@ class VecEnvParallel(ParallelEnv):
         self.metadata = {**self.metadata, "name": f"{vec_env.spec.family}_{vec_env.spec.scenario}"}
         self.possible_agents = [f"agent_{i}" for i in range(dims.n_agents)]
         self.agents: list[str] = []
-        obs_space = spaces.Box(-np.inf, np.inf, (dims.obs_dim,), np.float32)
+        obs_space: spaces.Space = spaces.Box(-np.inf, np.inf, (dims.obs_dim,), np.float32)
         if dims.action_type == "discrete":
             act_space: spaces.Space = spaces.Discrete(dims.action_dim)
+            mask_space = spaces.Box(0, 1, (dims.action_dim,), np.int8)
+            obs_space = spaces.Dict({"observation": obs_space, "action_mask": mask_space})
         else:
             act_space = spaces.Box(-1.0, 1.0, (dims.action_dim,), np.float32)
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
@@ -73,8 +77,14 @@ class VecEnvParallel(ParallelEnv):
                 infos[agent]["won"] = bool(result.won[0])
         return infos
 
-    def _obs(self, result: StepResult) -> dict[str, np.ndarray]:
-        return {a: result.observations[0, i].astype(np.float32) for i, a in enumerate(self.possible_agents)}
+    def _obs(self, result: StepResult) -> dict[str, Any]:
+        obs = {a: result.observations[0, i].astype(np.float32) for i, a in enumerate(self.possible_agents)}
+        if result.avail_actions is None:
+            return obs
+        return {
+            a: {"observation": obs[a], "action_mask": result.avail_actions[0, i].astype(np.int8)}
+            for i, a in enumerate(self.possible_agents)
+        }
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         if seed is not None:

@@ -452,6 +452,190 @@ def convert(src: str, dst: str, obs_mode: str, overwrite: bool = False) -> dict[
     return write_mamujoco(dst, raw, card, overwrite=overwrite)
 
 
+# ------------------------------------------------------------ bundled behaviour policies
+def rollout_transitions(env: MaMuJoCoVecEnv, policy: Any, transitions: int, seed: int) -> RawEpisodes:
+    """Whole episodes, ``env.num_envs`` at a time, until they hold at least ``transitions``
+    steps; the surplus episodes of the last batch are dropped (the last one kept crosses
+    the budget)."""
+    parts, total, batch = [], 0, 0
+    while total < transitions:
+        raw = rollout(env, policy, env.num_envs, seed=seed + 7_919 * batch)
+        batch += 1
+        ends = total + np.cumsum(raw.lengths)
+        keep = int(np.searchsorted(ends, transitions) + 1) if ends[-1] >= transitions else raw.lengths.size
+        parts.append(raw.select(np.arange(keep)) if keep < raw.lengths.size else raw)
+        total = int(ends[keep - 1])
+    return RawEpisodes.concat(parts)
+
+
+def export_policy(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The ``export`` command: a behaviour run's checkpoint(s) as a bundled policy directory.
+
+    ``--level expert`` / ``medium``: the actor of ``--step``, its return measured over
+    ``--episodes`` sampled episodes. ``--level medium-replay``: the replay definition
+    (see :mod:`omiga_pl.generate.bundled`): uniform random actions for the run's warm-up
+    steps, then for every checkpoint ``c`` before ``--step`` the actor of ``c`` for the
+    ``next checkpoint - c`` steps the run trained from it, so a regenerated file mixes
+    qualities in the proportions of TD3's replay buffer at the medium checkpoint (each
+    interval's data comes from the snapshot at its start, not from the evolving learner).
+    """
+    from omiga_pl.generate.bundled import CARD, actor_from_sb3, file_sha256, joint_policy
+
+    bdir, out = Path(args.behaviour_dir), Path(args.out)
+    progress = json.loads((bdir / "progress.json").read_text())
+    steps = [c["step"] for c in progress["checkpoints"]]
+    if args.step not in steps:
+        raise OmigaError(f"{bdir / 'progress.json'}: no checkpoint at step {args.step} (have {steps})")
+    hp = progress.get("hyperparameters", {})
+    noise_std = float(hp.get("action_noise_std", 0.1))
+    out.mkdir(parents=True, exist_ok=True)
+    schedule: list[dict[str, Any]] = []
+
+    def add(step: int | None, weight: int) -> None:
+        if step is None:
+            schedule.append({"policy": None, "step": 0, "weight": weight})
+            return
+        name = f"policy_{step}.npz"
+        actor_from_sb3(bdir, step).save(out / name, dtype=args.dtype)
+        schedule.append({"policy": name, "step": step, "weight": weight, "sha256": file_sha256(out / name)})
+
+    if args.level == "medium-replay":
+        warmup = int(hp.get("learning_starts", 0))
+        before = [s for s in steps if s < args.step]
+        if warmup:
+            add(None, warmup)
+        for step, nxt in zip(before, [*before[1:], args.step], strict=True):
+            if step >= warmup:
+                add(step, nxt - step)
+    else:
+        add(args.step, 1)
+    env = MaMuJoCoVecEnv(progress["scenario"], args.num_envs, obs_mode="reference")
+    action_dim = int(np.prod(env.envs[0].single_agent_env.action_space.shape))
+    card: dict[str, Any] = {
+        "scenario": progress["scenario"],
+        "level": args.level,
+        "algorithm": f"stable-baselines3 {progress['algo'].upper()} (seed {progress['seed']})",
+        "hyperparameters": hp,
+        "training_steps": args.step,
+        "behaviour_run_steps": progress["steps"],
+        "seed": progress["seed"],
+        "noise": "greedy action + Gaussian noise, clipped to [-1, 1] (as the run explored)",
+        "noise_std": noise_std,
+        "dtype": args.dtype,
+        "action_dim": action_dim,
+        "training_eval_return": next(
+            (c["eval_return_mean"] for c in progress["checkpoints"] if c["step"] == args.step), None
+        ),
+        "schedule": schedule,
+        "command": command,
+    }
+    if args.level != "medium-replay":
+        from omiga_pl.generate.bundled import NumpyActor
+
+        actor = NumpyActor.load(out / schedule[0]["policy"])
+        sampled = joint_policy(actor, "gaussian", noise_std, action_dim)
+        returns = rollout(env, sampled, args.episodes, args.seed)
+        card["sampled_return"] = {
+            "mean": float(returns.returns().mean()),
+            "std": float(returns.returns().std()),
+            "episodes": args.episodes,
+        }
+    if args.reference_from:
+        ref = Path(args.reference_from)
+        source = read_raw(ref)[1] if ref.suffix == ".h5" else json.loads((ref / CARD).read_text())
+        card["reference_returns"] = source["reference_returns"]
+        card["reference_returns_from"] = str(ref)
+    elif args.level == "expert":
+        random = rollout(env, joint_policy(None, "gaussian", 0.0, action_dim), args.episodes, args.seed + 1)
+        card["reference_returns"] = {
+            "random": float(random.returns().mean()),
+            "expert": card["sampled_return"]["mean"],
+        }
+    else:
+        raise OmigaError(
+            "export: --reference-from (the expert policy or a dataset) is needed below expert level"
+        )
+    env.close()
+    tmp = out / (CARD + ".tmp")
+    tmp.write_text(json.dumps(card, indent=1) + "\n")
+    tmp.replace(out / CARD)
+    print(f"{out}: {len(schedule)} segment(s); " + json.dumps(card.get("sampled_return", {})), flush=True)
+    return card
+
+
+def sample_policies(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The ``sample`` command: a dataset of ``--transitions`` steps from bundled policies.
+
+    Several ``--policy`` directories share the transitions equally (medium + expert =
+    medium-expert); a directory's segments share its part by their weights.
+    """
+    from omiga_pl.generate.bundled import NumpyActor, joint_policy, read_policy_card, segment_transitions
+
+    cards = [read_policy_card(Path(p)) for p in args.policy]
+    scenarios = {c["scenario"] for c in cards}
+    if len(scenarios) != 1:
+        raise OmigaError(f"--policy: the policies are for different scenarios {sorted(scenarios)}")
+    scenario = scenarios.pop()
+    env = MaMuJoCoVecEnv(scenario, args.num_envs, obs_mode=args.obs_mode, agent_obsk=args.agent_obsk)
+    share = segment_transitions([{"weight": 1}] * len(cards), args.transitions)
+    parts, sources, start = [], [], time.perf_counter()
+    for k, (policy_dir, card, budget) in enumerate(zip(args.policy, cards, share, strict=True)):
+        std = card["noise_std"] if args.noise_std is None else args.noise_std
+        counts = segment_transitions(card["schedule"], budget)
+        for j, (segment, n) in enumerate(zip(card["schedule"], counts, strict=True)):
+            if n == 0:
+                continue
+            file = segment["policy"]
+            actor = None if file is None else NumpyActor.load(Path(policy_dir) / file)
+            policy = joint_policy(actor, args.noise, std, card["action_dim"])
+            parts.append(rollout_transitions(env, policy, n, seed=args.seed + 100_003 * k + 1_009 * j))
+        sources.append(f"{policy_dir} ({card['level']}, {card['algorithm']}, {card['training_steps']} steps)")
+    raw = RawEpisodes.concat(parts)
+    levels_ = [c["level"] for c in cards]
+    quality = "-".join(sorted(set(levels_), key=["medium", "expert"].index)) if len(cards) > 1 else levels_[0]
+    noise_text = (
+        "greedy action + Gaussian noise, clipped to [-1, 1]"
+        if args.noise == "gaussian"
+        else "tanh(pre-tanh greedy output + Gaussian noise), never exactly +-1"
+    )
+    out_card = {
+        "env_family": "mamujoco",
+        "scenario": scenario,
+        "env_version": "gymnasium-robotics mamujoco_v1 / MuJoCo v5",
+        "observation_version": "v5",
+        "obs_mode": args.obs_mode,
+        "agent_obsk": args.agent_obsk,
+        "episode_limit": env.spec.episode_limit,
+        "quality": quality,
+        "behaviour_policy": "bundled policies " + "; ".join(sources) + f"; sampling: {noise_text}",
+        "action_noise": args.noise,
+        "seed": args.seed,
+        "reference_returns": cards[-1]["reference_returns"],
+        "generation_wall_seconds": time.perf_counter() - start,
+        "versions": _versions(),
+        "command": command,
+    }
+    env.close()
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs")
+        / "data"
+        / (
+            f"{Path(args.policy[-1]).name}_{args.transitions}"
+            f"{'_squashed' if args.noise == 'squashed' else ''}.h5"
+        )
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    full = write_mamujoco(out, raw, out_card, overwrite=args.overwrite)
+    print(
+        f"{out}: {full['n_episodes']} episodes, {full['n_transitions']} steps, return "
+        f"{full['return_mean']:.1f} ± {full['return_std']:.1f} in {out_card['generation_wall_seconds']:.0f}s",
+        flush=True,
+    )
+    return full
+
+
 PROG = "python -m omiga_pl.generate mamujoco"
 
 
@@ -495,17 +679,49 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     lv.add_argument("--out-dir", default="data")
     lv.add_argument("--prefix", required=True, help="file name prefix, e.g. mamujoco_hopper_3x1")
     lv.add_argument("--overwrite", action="store_true")
+    ex = sub.add_parser("export", help="a behaviour run's checkpoint as a bundled policy directory")
+    ex.add_argument("--behaviour-dir", required=True)
+    ex.add_argument("--step", type=int, required=True, help="the checkpoint (medium-replay: the medium one)")
+    ex.add_argument("--level", choices=LEVELS[:3], required=True)
+    ex.add_argument("--out", required=True, help="the policy directory, e.g. data/policies/hopper_3x1_expert")
+    ex.add_argument("--episodes", type=int, default=10, help="sampled episodes for the card's return")
+    ex.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    ex.add_argument(
+        "--reference-from", help="a dataset (.h5) or policy directory whose reference_returns to copy"
+    )
+    ex.add_argument("--num-envs", type=int, default=10)
+    ex.add_argument("--seed", type=int, default=0)
+    sp = sub.add_parser("sample", help="a dataset of --transitions steps from bundled policies")
+    sp.add_argument("--policy", action="append", required=True, help="a policy directory (repeat: concat)")
+    sp.add_argument("--transitions", type=int, default=1_000_000)
+    sp.add_argument("--noise", choices=("gaussian", "squashed"), default="gaussian")
+    sp.add_argument("--noise-std", type=float, default=None, help="default: the card's (the run's)")
+    sp.add_argument("--out", help="default: runs/data/<policy name>_<transitions>.h5")
+    sp.add_argument("--num-envs", type=int, default=10)
+    sp.add_argument("--obs-mode", choices=("reference", "local"), default="reference")
+    sp.add_argument("--agent-obsk", type=int, default=1)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--overwrite", action="store_true")
     cv = sub.add_parser("convert", help="switch a generated file's observation mode")
     cv.add_argument("src")
     cv.add_argument("dst")
     cv.add_argument("--obs-mode", choices=("reference", "local"), required=True)
     cv.add_argument("--overwrite", action="store_true")
+    if argv and argv[0].startswith("--policy"):
+        argv = ["sample", *argv]  # python -m omiga_pl.generate mamujoco --policy DIR ...
     args = parser.parse_args(argv)
+    if args.command == "sample" and args.transitions < 1:
+        parser.error(f"--transitions: expected an integer >= 1, found {args.transitions}")
     if args.command == "levels" and not 0.0 < args.replay_fraction <= 1.0:
         parser.error(f"--replay-fraction: expected a number in (0, 1], found {args.replay_fraction}")
     try:
+        command = f"{prog} {shlex.join(argv)}"
         if args.command == "levels":
-            levels(args, command=f"{prog} {shlex.join(argv)}")
+            levels(args, command=command)
+        elif args.command == "export":
+            export_policy(args, command=command)
+        elif args.command == "sample":
+            sample_policies(args, command=command)
         else:
             convert(args.src, args.dst, args.obs_mode, args.overwrite)
     except OmigaError as error:

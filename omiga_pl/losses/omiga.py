@@ -67,6 +67,7 @@ def omiga_losses(
     masks: torch.Tensor,
     alpha: float,
     gamma: float,
+    weight_cap: float = 0.0,
 ) -> OmigaLosses:
     """OMIGA's Q/mixer, local value and policy losses for one batch.
 
@@ -81,6 +82,8 @@ def omiga_losses(
         log_probs: log pi_i(a_i | o_i) of the dataset actions, [B, N].
         rewards, masks: team reward and 1 - termination, [B].
         alpha, gamma: regularisation temperature and discount.
+        weight_cap: upper bound on the policy weights ``exp(z)``; <= 0 leaves them at the
+            reference's (bounded only by the clamp of z, e^10).
     """
     # 1. Q / mixer: regress the mixed online Q on the target-network TD target.
     # y = r + gamma * mask * (sum_i wt_i(s') V't_i(o'_i) + bt(s')), no gradient.
@@ -95,6 +98,8 @@ def omiga_losses(
 
     # 3. Policy: advantage-weighted behaviour cloning with the same (detached) z.
     policy_weights = torch.exp(z).detach()
+    if weight_cap > 0:
+        policy_weights = policy_weights.clamp(max=weight_cap)
     policy_loss = -(policy_weights * log_probs).mean()
 
     with torch.no_grad():
@@ -107,6 +112,13 @@ def omiga_losses(
             "z_max": z.max(),
             "policy_weight_mean": policy_weights.mean(),
             "policy_weight_max": policy_weights.max(),
+            # Share of weights that are at z's clamp (e^10) or at the cap.
+            "z_clamped_share": (z >= Z_CLAMP).float().mean(),
+            # Kish effective sample size of the weights, as a share of B*N: 1 = uniform,
+            # 1/(B N) = one sample carries the whole policy loss.
+            "policy_weight_ess": policy_weights.sum() ** 2
+            / (policy_weights**2).sum()
+            / policy_weights.numel(),
             "mixer_w_mean": weights.mean(),
             "mixer_w_std": weights.std(),
             "mixer_b_mean": bias.mean(),

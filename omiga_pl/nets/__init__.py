@@ -3,7 +3,12 @@
 from omiga_pl.nets.agent import AgentMLP, mlp
 from omiga_pl.nets.deterministic import DeterministicPolicy, TwinQ
 from omiga_pl.nets.mixer import MIXER_KINDS, Mixer, QMixer, build_mixer
-from omiga_pl.nets.policy import CategoricalPolicy, TanhGaussianPolicy, tanh_gaussian_sample
+from omiga_pl.nets.policy import (
+    CategoricalPolicy,
+    TanhGaussianPolicy,
+    TanhMeanGaussianPolicy,
+    tanh_gaussian_sample,
+)
 from omiga_pl.nets.vae import ConditionalVAE, PerturbationActor, prior_latents
 
 __all__ = [
@@ -16,6 +21,7 @@ __all__ = [
     "PerturbationActor",
     "QMixer",
     "TanhGaussianPolicy",
+    "TanhMeanGaussianPolicy",
     "TwinQ",
     "build_mixer",
     "mlp",

@@ -91,12 +91,72 @@ def tanh_gaussian_sample(
     return torch.tanh(pre_tanh), (normal - tanh_log_det_jacobian(pre_tanh)).sum(-1)
 
 
-class TanhGaussianPolicy(nn.Module):
-    """Shared per-agent tanh-squashed Gaussian: trunk MLP (one-hot id appended), two heads.
+# Continuous policy families (``algo.policy``) and log-std parameterisations (``algo.policy_log_std``).
+POLICY_KINDS = ("tanh_gaussian", "gaussian_tanh_mean")
+LOG_STD_KINDS = ("state", "param")
 
-    ``mean_and_log_std``: observations [B, N, O] -> mean, log_std [B, N, A], clamped to
-    [-9, 9] and [-5, 2]. Deterministic action: ``tanh(mean)``. Dataset actions are
-    clipped to (-1 + ``action_eps``, 1 - ``action_eps``) for their log-probability.
+
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log-density of ``actions`` under ``Normal(mean, exp(log_std))``: [..., A] -> [...].
+
+    No squashing and no clipping: a saturated action (exactly +-1) is an ordinary point.
+    """
+    normal = -0.5 * ((actions - mean) * torch.exp(-log_std)) ** 2 - log_std - _HALF_LOG_2PI
+    return normal.sum(-1)
+
+
+class _GaussianHeads(nn.Module):
+    """Shared per-agent trunk MLP (one-hot id appended), a mean head and a log-std that is
+    either a second head (``log_std="state"``) or one learned vector (``"param"``).
+
+    Construction order (trunk, mean head, log-std head) is the reference's, so a seed gives
+    the reference's initial weights; the ``"param"`` vector starts at 0 (std 1) and draws
+    no random numbers.
+    """
+
+    def __init__(
+        self, n_agents: int, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], log_std: str
+    ) -> None:
+        super().__init__()
+        if log_std not in LOG_STD_KINDS:
+            raise ValueError(f"log_std: expected one of {LOG_STD_KINDS}, found {log_std!r}")
+        self.trunk = hidden_stack(obs_dim + n_agents, hidden_sizes)
+        in_dim = hidden_sizes[-1] if hidden_sizes else obs_dim + n_agents
+        self.mean_head = nn.Linear(in_dim, action_dim)
+        if log_std == "state":
+            self.log_std_head = nn.Linear(in_dim, action_dim)
+        else:
+            self.log_std_param = nn.Parameter(torch.zeros(action_dim))
+        self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
+
+    def heads(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw mean [B, N, A] and log-std clamped to [-5, 2] ([B, N, A] or [A])."""
+        h = self.trunk(with_agent_ids(observations, self.agent_ids))
+        raw_log_std = self.log_std_head(h) if hasattr(self, "log_std_head") else self.log_std_param
+        return self.mean_head(h), raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    @torch.no_grad()
+    def act(self, observations: torch.Tensor, avail_actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic action [B, N, A] (``avail_actions`` ignored)."""
+        return self.deterministic_action(observations)
+
+    def deterministic_action(self, observations: torch.Tensor) -> torch.Tensor:
+        """The policy's deterministic action in [-1, 1], with gradients: [B, N, A]."""
+        raise NotImplementedError
+
+    @staticmethod
+    def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+        return (log_std.float() + 0.5 + _HALF_LOG_2PI).sum(-1)
+
+
+class TanhGaussianPolicy(_GaussianHeads):
+    """The reference's policy: ``a = tanh(u)``, ``u ~ Normal(mean, exp(log_std))``.
+
+    ``mean_and_log_std``: observations [B, N, O] -> pre-tanh mean, log_std [B, N, A],
+    clamped to [-9, 9] and [-5, 2]. Deterministic action: ``tanh(mean)``. Dataset actions
+    are clipped to (-1 + ``action_eps``, 1 - ``action_eps``) and inverted with atanh for
+    their log-probability (a saturated action lands at a pre-tanh value of ~8.3 with the
+    reference's 1e-7).
     """
 
     def __init__(
@@ -106,20 +166,14 @@ class TanhGaussianPolicy(nn.Module):
         action_dim: int,
         hidden_sizes: Sequence[int],
         action_eps: float = ACTION_EPS,
+        log_std: str = "state",
     ) -> None:
-        super().__init__()
+        super().__init__(n_agents, obs_dim, action_dim, hidden_sizes, log_std)
         self.action_eps = action_eps
-        self.trunk = hidden_stack(obs_dim + n_agents, hidden_sizes)
-        in_dim = hidden_sizes[-1] if hidden_sizes else obs_dim + n_agents
-        self.mean_head = nn.Linear(in_dim, action_dim)
-        self.log_std_head = nn.Linear(in_dim, action_dim)
-        self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
 
     def mean_and_log_std(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(with_agent_ids(observations, self.agent_ids))
-        mean = self.mean_head(h).clamp(-MEAN_CLAMP, MEAN_CLAMP)
-        log_std = self.log_std_head(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        return mean, log_std
+        mean, log_std = self.heads(observations)
+        return mean.clamp(-MEAN_CLAMP, MEAN_CLAMP), log_std.expand_as(mean)
 
     def log_prob_and_entropy(
         self, observations: torch.Tensor, actions: torch.Tensor, avail_actions: torch.Tensor | None = None
@@ -129,10 +183,64 @@ class TanhGaussianPolicy(nn.Module):
         ``avail_actions`` is ignored (continuous actions are always available)."""
         mean, log_std = self.mean_and_log_std(observations)
         log_probs = tanh_gaussian_log_prob(mean.float(), log_std.float(), actions.float(), self.action_eps)
-        entropy = (log_std.float() + 0.5 + _HALF_LOG_2PI).sum(-1)
-        return log_probs, entropy
+        return log_probs, self.gaussian_entropy(log_std)
 
-    @torch.no_grad()
-    def act(self, observations: torch.Tensor, avail_actions: torch.Tensor | None = None) -> torch.Tensor:
-        """Deterministic action ``tanh(clamp(mean))``: [B, N, A]."""
+    def deterministic_action(self, observations: torch.Tensor) -> torch.Tensor:
+        """``tanh(clamp(mean))``: [B, N, A]."""
         return torch.tanh(self.mean_and_log_std(observations)[0])
+
+
+class TanhMeanGaussianPolicy(_GaussianHeads):
+    """``a ~ Normal(tanh(m(o)), exp(log_std))``: the Gaussian of IQL in CORL
+    (``algorithms/offline/iql.py``, ``GaussianPolicy``), whose mean is squashed and whose
+    log-probability is evaluated on the raw dataset action, with no atanh and no clipping,
+    so a saturated action (+-1) is an ordinary point near the mean's range edge.
+
+    ``mean_and_log_std``: observations [B, N, O] -> mean in [-1, 1] and log_std in
+    [-5, 2], [B, N, A]. Deterministic action: the mean. Samples can leave [-1, 1]; the
+    deterministic action never does. ``action_eps`` is unused (nothing is clipped).
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        obs_dim: int,
+        action_dim: int,
+        hidden_sizes: Sequence[int],
+        log_std: str = "state",
+    ) -> None:
+        super().__init__(n_agents, obs_dim, action_dim, hidden_sizes, log_std)
+
+    def mean_and_log_std(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.heads(observations)
+        return torch.tanh(mean), log_std.expand_as(mean)
+
+    def log_prob_and_entropy(
+        self, observations: torch.Tensor, actions: torch.Tensor, avail_actions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log pi(a | o) of dataset ``actions`` [B, N, A] -> [B, N] and the Gaussian's
+        entropy [B, N]. ``avail_actions`` is ignored."""
+        mean, log_std = self.mean_and_log_std(observations)
+        log_probs = gaussian_log_prob(mean.float(), log_std.float(), actions.float())
+        return log_probs, self.gaussian_entropy(log_std)
+
+    def deterministic_action(self, observations: torch.Tensor) -> torch.Tensor:
+        """The squashed mean: [B, N, A]."""
+        return self.mean_and_log_std(observations)[0]
+
+
+def build_continuous_policy(
+    kind: str,
+    n_agents: int,
+    obs_dim: int,
+    action_dim: int,
+    hidden_sizes: Sequence[int],
+    action_eps: float = ACTION_EPS,
+    log_std: str = "state",
+) -> nn.Module:
+    """The continuous policy named by ``kind`` (one of :data:`POLICY_KINDS`)."""
+    if kind == "tanh_gaussian":
+        return TanhGaussianPolicy(n_agents, obs_dim, action_dim, hidden_sizes, action_eps, log_std)
+    if kind == "gaussian_tanh_mean":
+        return TanhMeanGaussianPolicy(n_agents, obs_dim, action_dim, hidden_sizes, log_std)
+    raise ValueError(f"policy: expected one of {POLICY_KINDS}, found {kind!r}")
