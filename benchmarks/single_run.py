@@ -142,6 +142,10 @@ def main() -> None:
     parser.add_argument("--log-every", type=int, default=100, help="the Lightning loop logs this often")
     parser.add_argument("--shapes", nargs="*", default=["5m_vs_6m", "Hopper-3x1"])
     parser.add_argument("--bf16", action="store_true", help="also time the Lightning loop in bf16-mixed")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the plain loop with compute_losses torch.compile'd"
+    )
+    parser.add_argument("--fused-adam", action="store_true", help="also time the plain loop with fused Adam")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine_summary())
@@ -153,6 +157,17 @@ def main() -> None:
             runs: dict[str, list[float]] = {"reference": [], "plain": [], "lightning": []}
             if args.bf16:
                 runs["lightning bf16-mixed"] = []
+            if args.fused_adam:
+                runs["plain fused-adam"] = []
+            if args.fused_adam and args.bf16:
+                runs["lightning bf16-mixed fused-adam"] = []
+            if args.compile:
+                runs["plain compiled"] = []
+                compiled = build_module(datamodule)
+                compiled.compute_losses = torch.compile(compiled.compute_losses)
+                start = time.perf_counter()
+                plain_loop(compiled, datamodule, 3, 0)
+                print(f"[{name}] torch.compile (default mode) took {time.perf_counter() - start:.0f}s")
             for _ in range(args.repeats):
                 gc.collect()
                 runs["reference"].append(
@@ -180,6 +195,25 @@ def main() -> None:
                             precision="bf16-mixed",
                         )
                     )
+                if args.fused_adam:
+                    gc.collect()
+                    fused = build_module(datamodule, adam_impl="fused")
+                    runs["plain fused-adam"].append(plain_loop(fused, datamodule, args.steps, args.warmup))
+                if args.fused_adam and args.bf16:
+                    gc.collect()
+                    runs["lightning bf16-mixed fused-adam"].append(
+                        lightning_loop(
+                            build_module(datamodule, adam_impl="fused"),
+                            datamodule,
+                            args.steps,
+                            args.warmup,
+                            args.log_every,
+                            precision="bf16-mixed",
+                        )
+                    )
+                if args.compile:
+                    gc.collect()
+                    runs["plain compiled"].append(plain_loop(compiled, datamodule, args.steps, args.warmup))
             median = {key: statistics.median(values) for key, values in runs.items()}
             text = ", ".join(f"{key} {value:.1f}" for key, value in median.items())
             print(f"[{name}] upd/s (median of {args.repeats}): {text}")
@@ -193,6 +227,12 @@ def main() -> None:
                     f"[{name}] bf16-mixed / fp32 (lightning) "
                     f"{median['lightning bf16-mixed'] / median['lightning']:.2f}x"
                 )
+            for key in ("plain fused-adam", "plain compiled"):
+                if key in median:
+                    print(f"[{name}] {key} / plain {median[key] / median['plain']:.2f}x")
+            for key in ("lightning bf16-mixed", "lightning bf16-mixed fused-adam"):
+                if key in median:
+                    print(f"[{name}] {key} / reference {median[key] / median['reference']:.2f}x")
             print(f"[{name}] runs: { {k: [round(x, 1) for x in v] for k, v in runs.items()} }")
 
 

@@ -11,6 +11,7 @@ from omiga_pl.config import ExperimentConfig, load_config
 from omiga_pl.errors import ConfigError
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
+# Fit configs; conf/sweep/ holds sweep files (tests/test_sweep.py reads them).
 ALL_YAML = sorted(p for p in CONF.rglob("*.yaml") if "sweep" not in p.relative_to(CONF).parts)
 
 

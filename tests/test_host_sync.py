@@ -193,3 +193,38 @@ def test_logged_training_scalars_are_interval_means_and_resume_mid_interval(tmp_
         module.update_targets()
     assert straight[0][1] == pytest.approx(float(np.mean(losses)), rel=1e-5)
     assert straight[0][1] != pytest.approx(losses[-1], rel=1e-3)
+
+
+def test_compile_modes_are_checked():
+    from omiga_pl.config import load_config
+    from omiga_pl.errors import ConfigError
+
+    config = load_config([ROOT / "conf" / "smac.yaml"], ["compile=reduce-overhead"])
+    assert config.compile == "reduce-overhead"
+    with pytest.raises(ConfigError, match="key 'compile'"):
+        load_config([ROOT / "conf" / "smac.yaml"], ["compile=fast"])
+
+
+@pytest.mark.slow
+def test_a_compiled_update_trains_like_the_eager_one(tmp_path, smax_3m_file):
+    """compile=default (inductor on CPU): the same run within rounding of the eager one."""
+    common = [
+        "--config",
+        str(ROOT / "conf" / "smac.yaml"),
+        f"data.path={smax_3m_file}",
+        "trainer.max_steps=20",
+        "eval.enabled=false",
+        "threads=1",
+        "trainer.enable_progress_bar=false",
+        "algo.hidden_sizes=[32,32]",
+        f"log.out_dir={tmp_path}",
+    ]
+    assert main([*common, "log.run_name=eager"]) == 0
+    assert main([*common, "log.run_name=compiled", "compile=default"]) == 0
+    eager, compiled = (
+        torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=False)
+        for name in ("eager", "compiled")
+    )
+    assert compiled["global_step"] == 20
+    for key, value in eager["state_dict"].items():
+        torch.testing.assert_close(compiled["state_dict"][key], value, atol=1e-4, rtol=1e-3)

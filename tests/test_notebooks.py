@@ -31,3 +31,13 @@ def test_notebook_executes(path, tmp_path):
         if o.output_type == "error"
     ]
     assert not errors
+    # Notebooks that promise plots (metadata omiga_pl.min_image_outputs) show real images.
+    wanted = notebook.metadata.get("omiga_pl", {}).get("min_image_outputs", 0)
+    images = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) >= wanted, f"{path.name}: {len(images)} image outputs, expected at least {wanted}"

@@ -153,22 +153,18 @@ def fake_slurm(tmp_path: Path, state: str = "RUNNING") -> dict[str, str]:
     return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
 
 
-def test_slurm_submission_is_one_job_array(tmp_path, smax_3m_file, monkeypatch, capsys):
-    for key, value in fake_slurm(tmp_path).items():
-        monkeypatch.setenv(key, value)
+def test_slurm_submission_is_one_job_array(tmp_path, smax_3m_file):
+    env = {**env_for_children(), **fake_slurm(tmp_path)}
     path = write_sweep(tmp_path, grid(tmp_path, smax_3m_file))
-    args = ["--config", str(path), "--executor", "slurm", "--partition", "gpu", "--time", "90"]
-    args += [
-        "--gpus-per-node",
-        "1",
-        "--mem-gb",
-        "8",
-        "--array-parallelism",
-        "3",
-        "--setup",
-        "module load cuda",
-    ]
-    assert main([*args, "--no-wait"]) == 1  # submitted, not finished
+    args = ["--executor", "slurm", "--partition", "gpu", "--time", "90", "--gpus-per-node", "1"]
+    args += ["--mem-gb", "8", "--array-parallelism", "3", "--setup", "module load cuda", "--no-wait"]
+
+    def sweep(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(sweep_cmd(path, *extra), capture_output=True, text=True, env=env, timeout=300)
+
+    done = sweep(*args)
+    assert done.returncode == 1, done.stderr[-3000:]  # submitted, not finished
+    assert "submitted 4 jobs to SLURM (job 4242)" in done.stdout
     script = (tmp_path / "sbatch_script.sh").read_text()
     for line in (
         "#SBATCH --partition=gpu",
@@ -189,13 +185,13 @@ def test_slurm_submission_is_one_job_array(tmp_path, smax_3m_file, monkeypatch, 
     # The pickled call of every array task is there for the cluster to run.
     assert len(list((tmp_path / "sweep" / "sweep" / "jobs").rglob("*_submitted.pkl"))) == 4
     # Rerun while SLURM says the jobs run: nothing is submitted again.
-    capsys.readouterr()
-    assert main([*args, "--no-wait"]) == 1
+    done = sweep(*args)
+    assert done.returncode == 1, done.stderr[-3000:]
     assert (tmp_path / "sbatch_calls").read_text().count("\n") == 1
-    assert capsys.readouterr().out.count("still queued or running; not resubmitted") == 4
+    assert done.stdout.count("still queued or running; not resubmitted") == 4
     # A SLURM sweep needs a time limit.
-    assert main(["--config", str(path), "--executor", "slurm", "--no-wait"]) == 2
-    assert "--time: a SLURM sweep needs a time limit" in capsys.readouterr().err
+    done = sweep("--executor", "slurm", "--no-wait")
+    assert done.returncode == 2 and "--time: a SLURM sweep needs a time limit" in done.stderr
 
 
 def sweep_cmd(path: Path, *extra: str) -> list[str]:

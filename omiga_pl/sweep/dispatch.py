@@ -54,6 +54,8 @@ class ExecutorOptions:
     array_parallelism: int = 256
     setup: list[str] = field(default_factory=list)
     wait: bool = True
+    # Seeds of one (dataset, algorithm) as one ensemble job: "auto" (on GPUs), "always", "never".
+    pack_seeds: str = "auto"
 
 
 def cores() -> int:
@@ -72,8 +74,14 @@ def cell_state(sweep: Sweep, cell: Cell) -> str:
 
 
 def make_tasks(sweep: Sweep, cells: list[Cell], options: ExecutorOptions) -> list[Task]:
-    """The default dispatch: one job per cell."""
-    return [Task([cell], run_cells, ([cell], str(sweep.state_dir))) for cell in cells]
+    """One job per cell; cells that differ only in their seed share one seed-ensemble job
+    where ``options.pack_seeds`` says so (default: on GPUs; omiga_pl/ensemble_sweep.py)."""
+    from omiga_pl.ensemble_sweep import pack_tasks
+
+    def one(cell: Cell) -> Task:
+        return Task([cell], run_cells, ([cell], str(sweep.state_dir)))
+
+    return pack_tasks(cells, str(sweep.state_dir), options.pack_seeds, one, Task)
 
 
 def make_executor(sweep: Sweep, options: ExecutorOptions) -> Any:

@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=0, help="local: cells at once (default: one per available core)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print each cell's state and exit")
+    parser.add_argument(
+        "--pack-seeds",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="run the seeds of one dataset x algorithm as one seed ensemble (auto: on GPUs only)",
+    )
     slurm = parser.add_argument_group("slurm")
     slurm.add_argument("--partition")
     slurm.add_argument("--account")
@@ -78,6 +84,7 @@ def options_from(args: argparse.Namespace) -> ExecutorOptions:
         array_parallelism=args.array_parallelism,
         setup=args.setup,
         wait=not args.no_wait,
+        pack_seeds=args.pack_seeds,
     )
 
 
