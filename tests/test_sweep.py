@@ -259,7 +259,9 @@ def test_killed_sweep_resumes_without_training_twice(tmp_path, smax_3m_file):
     )
     try:
         deadline = time.monotonic() + 600
-        while not (second / "step=5.ckpt").exists():
+        # last.ckpt is written just after step=5.ckpt: wait for both, or a kill in between
+        # leaves a cell with no last.ckpt to resume from.
+        while not ((second / "step=5.ckpt").exists() and (second / "last.ckpt").exists()):
             assert proc.poll() is None and time.monotonic() < deadline, "sweep ended before the kill"
             time.sleep(0.2)
     finally:
