@@ -7,7 +7,8 @@ single-seed run's stream (``sample_indices(n, B, s, rank, step)``); it is clippe
 evaluated and logged on its own. Nothing in an algorithm is rewritten: the members'
 weights are stacked along a leading ensemble axis (``torch.func.stack_module_state``)
 and one member's ``compute_losses`` is mapped over that axis with ``torch.func.vmap`` +
-``functional_call``, so every matmul of the K members runs as one batched matmul.
+``functional_call``, so on an accelerator every matmul of the K members runs as one
+batched matmul.
 
 Shapes: K = members. Stacked parameters [K, *shape]; an ensemble batch holds [K, B, ...]
 tensors (member k's batch at index k); losses and scalars come back [K].
@@ -18,9 +19,9 @@ Ensembles cover the algorithms whose losses draw no training noise (``omiga``,
 refused with one error (``ENSEMBLE_ALGORITHMS``); run their seeds as separate runs.
 
 On CPU a member's update is bit for bit its single-seed run's (tests/test_ensemble.py):
-the batched matmuls round like the single run's except for layers with one output,
-which run per member (:class:`_PerMemberLinear`), and the gradient norms are reduced
-per member exactly as ``clip_grad_norm_`` reduces them.
+every ``nn.Linear`` runs per member there (:class:`_PerMemberLinear`; batched matmuls
+round differently from the single run's on some CPUs), and the gradient norms are
+reduced per member exactly as ``clip_grad_norm_`` reduces them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from omiga_pl.algos.base import OfflineAlgorithm
+from omiga_pl.algos.base import OfflineAlgorithm, build_adam, optimizers_config, policy_lr_schedule
 from omiga_pl.algos.scalars import IntervalMeans
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.datamodule import IndexStream, OfflineMARLDataModule, sample_indices
@@ -62,12 +63,14 @@ def check_ensemble_config(name: str, seeds: Sequence[int]) -> None:
 class _PerMemberLinear(torch.autograd.Function):
     """``F.linear`` whose vmap rule runs one ``F.linear`` per member.
 
-    A single run computes a layer with one output (a V head, a mixer's bias head) as a
-    matrix-vector product; the batched matmul vmap would use rounds differently (about
-    1e-6), and Adam turns that into visibly different weights within a few hundred
-    updates wherever gradients are near zero (OMIGA's V net). Per member, the forward and
-    its backward are the single run's own kernels, so members stay equal to their
-    single-seed runs. Only used on CPU, for layers with one output (K small matmuls).
+    A batched matmul (what vmap makes of ``F.linear``) rounds differently from the single
+    run's ``addmm`` on some CPUs and shapes (on an AMD EPYC machine every layer width
+    differed; on an Intel AMX one only layers with one output did), by about 1e-6, and
+    Adam turns that into visibly different weights within a few hundred updates wherever
+    gradients are near zero (OMIGA's V net). Per member, the forward and its backward are
+    the single run's own kernels, so members stay equal to their single-seed runs. Used
+    for every ``nn.Linear`` on CPU, where seeds run faster as separate processes anyway
+    (docs/ensembles.md); on an accelerator the layer stays one batched matmul.
     """
 
     @staticmethod
@@ -101,8 +104,8 @@ class _PerMemberLinear(torch.autograd.Function):
         return torch.stack(outputs), 0
 
 
-class _ThinLinear(nn.Linear):
-    """An ``nn.Linear`` with one output whose ensemble forward matches a single run's."""
+class _MemberLinear(nn.Linear):
+    """An ``nn.Linear`` whose ensemble forward on CPU matches a single run's."""
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.device.type != "cpu":
@@ -110,11 +113,11 @@ class _ThinLinear(nn.Linear):
         return _PerMemberLinear.apply(inputs, self.weight, self.bias)
 
 
-def exact_thin_layers(module: nn.Module) -> nn.Module:
-    """Make every one-output ``nn.Linear`` of ``module`` a :class:`_ThinLinear` (in place)."""
+def exact_member_layers(module: nn.Module) -> nn.Module:
+    """Make every ``nn.Linear`` of ``module`` a :class:`_MemberLinear` (in place)."""
     for layer in module.modules():
-        if type(layer) is nn.Linear and layer.out_features == 1:
-            layer.__class__ = _ThinLinear
+        if type(layer) is nn.Linear:
+            layer.__class__ = _MemberLinear
     return module
 
 
@@ -162,7 +165,7 @@ class EnsembleModule(L.LightningModule):
         self.dims, self.cfg, self.seeds, self.log_every = first.dims, first.cfg, list(seeds), log_every
         self.k = len(members)
         # The template whose methods run on each member's weights (never trained itself).
-        self.__dict__["template"] = _Losses(exact_thin_layers(copy.deepcopy(first)))
+        self.__dict__["template"] = _Losses(exact_member_layers(copy.deepcopy(first)))
         params, buffers = torch.func.stack_module_state(list(members))
         self.params = nn.ParameterDict(
             {safe_name(k): nn.Parameter(v, v.requires_grad) for k, v in params.items()}
@@ -217,7 +220,7 @@ class EnsembleModule(L.LightningModule):
         """All members' losses and diagnostics, each [K]."""
         return self._vmapped(self.stacked(), batch)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         groups = [
             {
                 "params": [self.params[safe_name(n)] for n in names],
@@ -226,10 +229,10 @@ class EnsembleModule(L.LightningModule):
             }
             for group, names in self.group_names.items()
         ]
-        impl = self.cfg.adam_impl
-        return torch.optim.Adam(
-            groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
-        )
+        optimizer = build_adam(groups, self.cfg.adam_impl)
+        schedule = getattr(self.cfg, "policy_lr_schedule", "constant")
+        steps = self.trainer.max_steps if self._trainer is not None else 1
+        return optimizers_config(optimizer, policy_lr_schedule(optimizer, schedule, steps))
 
     @torch.no_grad()
     def clip_per_member(self) -> dict[str, torch.Tensor]:
@@ -263,6 +266,9 @@ class EnsembleModule(L.LightningModule):
         self.manual_backward(sum(loss.sum() for loss in named.values()))
         grad_norms = self.clip_per_member()
         optimizer.step()
+        schedule = self.lr_schedulers()
+        if schedule is not None:
+            schedule.step()
         self.update_targets()
         self.accumulate_scalars(named, diagnostics, grad_norms)
         if self.global_step % self.log_every == 0:

@@ -213,6 +213,8 @@ def _check_optimizer(path: str, saved: Any, module: Any) -> None:
             f"{path}: field 'optimizer_states': expected the state of 1 optimizer, found {found}"
         )
     optimizer = module.configure_optimizers()
+    if isinstance(optimizer, dict):  # with an LR schedule
+        optimizer = optimizer["optimizer"]
     try:
         optimizer.load_state_dict(saved[0])
     except Exception as error:  # ValueError / KeyError from torch on a mismatched structure

@@ -59,6 +59,29 @@ VARIANTS: dict[str, list[str]] = {
     "gtm_param_a1c100": [
         *["algo.name=omiga", *_GTM, "algo.policy_log_std=param", "algo.alpha=1", "algo.policy_weight_cap=100"]
     ],
+    # The policy's learning rate decayed to 0 by a cosine over the run (CORL IQL's actor).
+    "gtm_param_cos": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+    ],
+    "gtm_param_a1c100_cos": [
+        *[
+            "algo.name=omiga",
+            *_GTM,
+            "algo.policy_log_std=param",
+            "algo.alpha=1",
+            "algo.policy_weight_cap=100",
+        ],
+        "algo.policy_lr_schedule=cosine",
+    ],
+    "bc_gtm_param_cos": [
+        "algo.name=bc",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+    ],
     # Behaviour cloning with the same networks.
     "bc_reference": ["algo.name=bc", *_REF],
     "bc_gtm_state": ["algo.name=bc", *_GTM, "algo.policy_log_std=state"],

@@ -26,6 +26,7 @@ tested for every registered algorithm and action type (tests/test_algorithms.py)
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
@@ -43,6 +44,8 @@ from omiga_pl.losses.common import NamedLosses
 from omiga_pl.nets.policy import LOG_STD_KINDS, POLICY_KINDS
 
 ADAM_IMPLS = ("foreach", "fused", "for-loop")
+# Learning-rate schedules of the policy group (``algo.policy_lr_schedule``).
+LR_SCHEDULES = ("constant", "cosine")
 # Mixed into every training-noise seed so that it never coincides with the batch sampler's.
 NOISE_STREAM = 0x6E6F6973
 # Checkpoint field holding the training scalars' interval in progress.
@@ -90,6 +93,8 @@ class BaseAlgoConfig:
         if hasattr(self, "policy"):
             check_choice("algo.policy", self.policy, POLICY_KINDS)
             check_choice("algo.policy_log_std", self.policy_log_std, LOG_STD_KINDS)
+        if hasattr(self, "policy_lr_schedule"):
+            check_choice("algo.policy_lr_schedule", self.policy_lr_schedule, LR_SCHEDULES)
 
 
 @dataclass
@@ -119,6 +124,10 @@ class PolicyFitConfig:
     # Continuous actions: log-std as one learned vector per action dimension ("param",
     # default, CORL's IQL) or a second head on the trunk ("state", the reference's).
     policy_log_std: str = "param"
+    # Learning rate of the policy group over the run: "constant" (the OMIGA reference) or
+    # "cosine" (decayed to 0 at trainer.max_steps, CORL IQL's CosineAnnealingLR on its actor),
+    # which settles the policy at the end of the run instead of leaving it at full step size.
+    policy_lr_schedule: str = "constant"
     # Discrete actions: mask unavailable actions in the policy's training log-probs.
     # The OMIGA reference does not (it masks only when acting).
     mask_unavailable_in_training: bool = False
@@ -157,6 +166,59 @@ def check_in_range(
 def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"config: key '{key}': expected one of {list(choices)}, found '{value}'")
+
+
+class ConstantFactor:
+    """LambdaLR factor 1 (a class, not a lambda, so that the scheduler's state pickles)."""
+
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
+class CosineFactor:
+    """LambdaLR factor ``0.5 (1 + cos(pi min(t, T) / T))``: 1 at update 0, 0 at update T."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+
+
+def build_adam(groups: list[dict[str, Any]], impl: str) -> torch.optim.Adam:
+    """One Adam over named param groups, in the implementation ``algo.adam_impl`` names."""
+    return torch.optim.Adam(
+        groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
+    )
+
+
+def policy_lr_schedule(
+    optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """The ``algo.policy_lr_schedule`` of the optimizer's group named ``policy`` (the other
+    groups keep their rate); ``None`` for ``constant``, which leaves the optimizer alone."""
+    if schedule == "constant":
+        return None
+    if total_steps <= 0:
+        raise ConfigError(
+            f"config: key 'algo.policy_lr_schedule': '{schedule}' decays over trainer.max_steps, "
+            f"which must be positive, found {total_steps}"
+        )
+    factors = [
+        CosineFactor(total_steps) if group.get("name") == "policy" else ConstantFactor()
+        for group in optimizer.param_groups
+    ]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
+
+
+def optimizers_config(
+    optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler | None
+) -> Any:
+    """What ``configure_optimizers`` returns: the optimizer, with its schedule when it has one
+    (stepped by hand every update: the modules optimise manually)."""
+    if schedule is None:
+        return optimizer
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 class _BoundMethod(nn.Module):
@@ -301,15 +363,26 @@ class OfflineAlgorithm(L.LightningModule):
         """``cfg.lr_<group>``: every parameter group has its own learning rate key."""
         return float(getattr(self.cfg, f"lr_{group}"))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
+        """One Adam (a param group per named group), with the policy's LR schedule if any."""
         groups = [
             {"params": params, "lr": self.learning_rate(name), "name": name}
             for name, params in self.param_groups().items()
         ]
-        impl = self.cfg.adam_impl
-        return torch.optim.Adam(
-            groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
-        )
+        optimizer = build_adam(groups, self.cfg.adam_impl)
+        schedule = getattr(self.cfg, "policy_lr_schedule", "constant")
+        return optimizers_config(optimizer, policy_lr_schedule(optimizer, schedule, self.scheduled_steps()))
+
+    def scheduled_steps(self) -> int:
+        """The updates an LR schedule spans: the trainer's ``max_steps`` (1 with no trainer,
+        e.g. a checkpoint check that only needs the optimizer's structure)."""
+        return self.trainer.max_steps if self._trainer is not None else 1
+
+    def step_lr_schedule(self) -> None:
+        """Advance the LR schedule by one update (a no-op without one)."""
+        schedule = self.lr_schedulers()
+        if schedule is not None:
+            schedule.step()
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         optimizer = self.optimizers()
@@ -318,6 +391,7 @@ class OfflineAlgorithm(L.LightningModule):
         self.manual_backward(losses.total)
         grad_norms = self.clip_per_group()
         optimizer.step()
+        self.step_lr_schedule()
         self.update_targets()
         # Every update adds to the interval's running sums on the device (no host sync);
         # only a logging step reads them.

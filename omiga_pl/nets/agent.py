@@ -9,10 +9,14 @@ from torch import nn
 
 
 def hidden_stack(in_dim: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
-    """Linear-ReLU layers of ``hidden_sizes`` (PyTorch's default init)."""
+    """Linear-ReLU layers of ``hidden_sizes`` (PyTorch's default init).
+
+    The ReLUs work in place on their Linear's fresh output (which no backward needs):
+    the same values and gradients, one allocation and one pass over memory fewer per layer.
+    """
     layers: list[nn.Module] = []
     for size in hidden_sizes:
-        layers += [nn.Linear(in_dim, size), nn.ReLU()]
+        layers += [nn.Linear(in_dim, size), nn.ReLU(inplace=True)]
         in_dim = size
     return nn.Sequential(*layers)
 

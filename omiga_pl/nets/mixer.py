@@ -27,7 +27,9 @@ class Mixer(nn.Module):
         self.bias_head = nn.Linear(hidden, 1)
 
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.relu(self.hidden(states))
+        h = torch.relu_(
+            self.hidden(states)
+        )  # in place: the fresh Linear output is not needed by any backward
         return self.weight_head(h).abs(), self.bias_head(h).squeeze(-1)
 
     def mix(self, values: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
@@ -48,13 +50,19 @@ class QMixer(nn.Module):
         super().__init__()
         self.n_agents, self.embed_dim = n_agents, embed_dim
         self.hyper_w1 = nn.Sequential(
-            nn.Linear(state_dim, hypernet_hidden), nn.ReLU(), nn.Linear(hypernet_hidden, embed_dim * n_agents)
+            nn.Linear(state_dim, hypernet_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hypernet_hidden, embed_dim * n_agents),
         )
         self.hyper_w2 = nn.Sequential(
-            nn.Linear(state_dim, hypernet_hidden), nn.ReLU(), nn.Linear(hypernet_hidden, embed_dim)
+            nn.Linear(state_dim, hypernet_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hypernet_hidden, embed_dim),
         )
         self.hyper_b1 = nn.Linear(state_dim, embed_dim)
-        self.state_value = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+        self.state_value = nn.Sequential(
+            nn.Linear(state_dim, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, 1)
+        )
 
     def mix(self, values: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """values [B, N], states [B, S] -> Q_tot [B]."""
