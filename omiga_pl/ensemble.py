@@ -37,7 +37,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from omiga_pl.algos.base import OfflineAlgorithm, build_adam, optimizers_config, policy_lr_schedule
+from omiga_pl.algos.base import OfflineAlgorithm, configure_adam, scheduled_steps, step_lr_schedule
 from omiga_pl.algos.scalars import IntervalMeans
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.datamodule import IndexStream, OfflineMARLDataModule, sample_indices
@@ -229,10 +229,7 @@ class EnsembleModule(L.LightningModule):
             }
             for group, names in self.group_names.items()
         ]
-        optimizer = build_adam(groups, self.cfg.adam_impl)
-        schedule = getattr(self.cfg, "policy_lr_schedule", "constant")
-        steps = self.trainer.max_steps if self._trainer is not None else 1
-        return optimizers_config(optimizer, policy_lr_schedule(optimizer, schedule, steps))
+        return configure_adam(groups, self.cfg, scheduled_steps(self))
 
     @torch.no_grad()
     def clip_per_member(self) -> dict[str, torch.Tensor]:
@@ -266,9 +263,7 @@ class EnsembleModule(L.LightningModule):
         self.manual_backward(sum(loss.sum() for loss in named.values()))
         grad_norms = self.clip_per_member()
         optimizer.step()
-        schedule = self.lr_schedulers()
-        if schedule is not None:
-            schedule.step()
+        step_lr_schedule(self)
         self.update_targets()
         self.accumulate_scalars(named, diagnostics, grad_norms)
         if self.global_step % self.log_every == 0:

@@ -185,13 +185,6 @@ class CosineFactor:
         return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
 
 
-def build_adam(groups: list[dict[str, Any]], impl: str) -> torch.optim.Adam:
-    """One Adam over named param groups, in the implementation ``algo.adam_impl`` names."""
-    return torch.optim.Adam(
-        groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
-    )
-
-
 def policy_lr_schedule(
     optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR | None:
@@ -211,14 +204,32 @@ def policy_lr_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
 
 
-def optimizers_config(
-    optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler | None
-) -> Any:
-    """What ``configure_optimizers`` returns: the optimizer, with its schedule when it has one
-    (stepped by hand every update: the modules optimise manually)."""
+def configure_adam(groups: list[dict[str, Any]], cfg: BaseAlgoConfig, total_steps: int) -> Any:
+    """What ``configure_optimizers`` returns: one Adam over the named param ``groups`` in the
+    implementation ``cfg.adam_impl`` names, with the policy's LR schedule when ``cfg`` has one
+    (stepped by hand every update, :func:`step_lr_schedule`: the modules optimise manually).
+    ``total_steps``: the updates the schedule spans."""
+    impl = cfg.adam_impl
+    optimizer = torch.optim.Adam(
+        groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
+    )
+    schedule = policy_lr_schedule(optimizer, getattr(cfg, "policy_lr_schedule", "constant"), total_steps)
     if schedule is None:
         return optimizer
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def scheduled_steps(module: L.LightningModule) -> int:
+    """The updates an LR schedule spans: the trainer's ``max_steps`` (1 with no trainer,
+    e.g. a checkpoint check that only needs the optimizer's structure)."""
+    return module.trainer.max_steps if module._trainer is not None else 1
+
+
+def step_lr_schedule(module: L.LightningModule) -> None:
+    """Advance ``module``'s LR schedule by one update (a no-op without one)."""
+    schedule = module.lr_schedulers()
+    if schedule is not None:
+        schedule.step()
 
 
 class _BoundMethod(nn.Module):
@@ -369,20 +380,7 @@ class OfflineAlgorithm(L.LightningModule):
             {"params": params, "lr": self.learning_rate(name), "name": name}
             for name, params in self.param_groups().items()
         ]
-        optimizer = build_adam(groups, self.cfg.adam_impl)
-        schedule = getattr(self.cfg, "policy_lr_schedule", "constant")
-        return optimizers_config(optimizer, policy_lr_schedule(optimizer, schedule, self.scheduled_steps()))
-
-    def scheduled_steps(self) -> int:
-        """The updates an LR schedule spans: the trainer's ``max_steps`` (1 with no trainer,
-        e.g. a checkpoint check that only needs the optimizer's structure)."""
-        return self.trainer.max_steps if self._trainer is not None else 1
-
-    def step_lr_schedule(self) -> None:
-        """Advance the LR schedule by one update (a no-op without one)."""
-        schedule = self.lr_schedulers()
-        if schedule is not None:
-            schedule.step()
+        return configure_adam(groups, self.cfg, scheduled_steps(self))
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         optimizer = self.optimizers()
@@ -391,7 +389,7 @@ class OfflineAlgorithm(L.LightningModule):
         self.manual_backward(losses.total)
         grad_norms = self.clip_per_group()
         optimizer.step()
-        self.step_lr_schedule()
+        step_lr_schedule(self)
         self.update_targets()
         # Every update adds to the interval's running sums on the device (no host sync);
         # only a logging step reads them.

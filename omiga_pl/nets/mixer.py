@@ -27,9 +27,8 @@ class Mixer(nn.Module):
         self.bias_head = nn.Linear(hidden, 1)
 
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.relu_(
-            self.hidden(states)
-        )  # in place: the fresh Linear output is not needed by any backward
+        # In place: the fresh Linear output is not needed by any backward.
+        h = torch.relu_(self.hidden(states))
         return self.weight_head(h).abs(), self.bias_head(h).squeeze(-1)
 
     def mix(self, values: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
