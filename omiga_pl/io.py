@@ -52,15 +52,24 @@ def fsync_file(path: Path) -> None:
 
 
 def make_parents(directory: Path) -> list[Path]:
-    """``mkdir -p directory``; returns the directories it created (deepest last)."""
+    """``mkdir -p directory``; returns the directories this call created (deepest last).
+
+    Safe beside other processes making the same directories (sweep cells write records
+    side by side): one made by someone else between the check and the ``mkdir`` is
+    neither an error nor counted as created."""
     missing = []
     for parent in [directory, *directory.parents]:
         if parent.exists():
             break
         missing.append(parent)
+    created = []
     for parent in reversed(missing):
-        parent.mkdir()
-    return list(reversed(missing))
+        try:
+            parent.mkdir()
+        except FileExistsError:  # another process made it since the check: not ours to remove
+            continue
+        created.append(parent)
+    return created
 
 
 def remove_created(created: list[Path]) -> None:

@@ -321,3 +321,51 @@ def test_shipped_sweep_files_expand():
     assert len(snapshot.cells) == (3 * 7 + 4 * 8) * 3
     assert all(c.dataset.startswith("hopper") for c in snapshot.cells if c.algorithm == "omiga_reference")
     assert {c.config().eval.every for c in snapshot.cells} == {1000}
+
+
+def test_record_directories_made_by_a_neighbour_meanwhile_are_no_error(tmp_path, monkeypatch):
+    """Two cells of one algorithm start side by side and write records into the same new
+    directory: the one whose ``mkdir`` loses the race must carry on (CI once lost a cell
+    this way: 'job died' before the cell ran)."""
+    from omiga_pl.io import atomic_output, make_parents
+
+    target = tmp_path / "cells" / "smax" / "bc"
+    real_mkdir = Path.mkdir
+
+    def neighbour_first(path: Path, *args, **kwargs) -> None:
+        if path == target:
+            real_mkdir(path)  # the neighbour's mkdir lands between our check and ours
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", neighbour_first)
+    assert make_parents(target) == [tmp_path / "cells", tmp_path / "cells" / "smax"]
+    monkeypatch.undo()
+    with atomic_output(target / "seed_1.json") as tmp:
+        tmp.write_text("{}")
+    assert (target / "seed_1.json").read_text() == "{}"
+
+
+def test_a_job_that_raised_is_recorded_with_its_exception_line(tmp_path):
+    """A job body that raises outside the cell's own error handling reaches the record as
+    the exception's line, not as the tail of submitit's message (a log path)."""
+    import submitit
+
+    from omiga_pl.sweep.dispatch import job_error_text
+
+    def broken() -> None:
+        raise ValueError("cells/x/bc: cannot create its directory")
+
+    executor = submitit.LocalExecutor(folder=tmp_path / "jobs" / "%j")
+    executor.update_parameters(timeout_min=5)
+    job = executor.submit(broken)
+    with pytest.raises(Exception) as raised:
+        job.result()
+    assert job_error_text(raised.value) == "ValueError: cells/x/bc: cannot create its directory"
+    no_result = submitit.core.utils.UncompletedJobError(
+        "Job 7 (task: 0) with path /x/7_0_result.pkl\nhas not produced any output (state: INTERRUPTED)\n"
+        "No output/error stream produced ! Check: /x/7_0_log.out"
+    )
+    assert job_error_text(no_result) == (
+        "Job 7 (task: 0) with path /x/7_0_result.pkl has not produced any output (state: INTERRUPTED)"
+    )
+    assert job_error_text(KeyboardInterrupt()) == "KeyboardInterrupt"

@@ -131,10 +131,30 @@ def cell_environment(threads: int) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
+_TRACE_RULE = "-" * 22  # submitit frames a failed job's traceback between two such rules
+
+
+def job_error_text(error: BaseException) -> str:
+    """One line saying why a job failed: the exception line of the job's own traceback
+    when submitit sends one (``FailedJobError``), else the head of submitit's message
+    (a job that produced no result: killed, out of memory)."""
+    message = str(error).strip()
+    if not message:
+        return type(error).__name__
+    lines = message.splitlines()
+    if _TRACE_RULE in lines:
+        start = lines.index(_TRACE_RULE) + 1
+        end = lines.index(_TRACE_RULE, start) if _TRACE_RULE in lines[start:] else len(lines)
+        trace = [line for line in lines[start:end] if line.strip()]
+        if trace:
+            return one_line(trace[-1])
+    return one_line(" ".join(lines[:2]))
+
+
 def failure_records(sweep: Sweep, task: Task, error: BaseException, job: Any) -> list[dict[str, Any]]:
     """Records for the cells of a job that died without returning (crash, kill, timeout)."""
     out = []
-    text = one_line(str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__)
+    text = job_error_text(error)
     log = getattr(getattr(job, "paths", None), "stderr", None)
     for cell in task.cells:
         record = read_record(sweep.state_dir, cell) or new_record(cell)
