@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,67 @@ def reference_loop(
     return steps / (time.perf_counter() - start)
 
 
+def time_shape(name: str, args: argparse.Namespace, tmp: Path) -> None:
+    """Time every requested loop on one synthetic shape and print medians and ratios."""
+    path = synthetic_file(tmp, name, episodes=1000)
+    datamodule = OfflineMARLDataModule(path, batch_size=128)
+    replay = Float64Replay(datamodule.load())
+    compiled = None
+    if args.compile:
+        compiled = build_module(datamodule)
+        compiled.compute_losses = torch.compile(compiled.compute_losses)
+        start = time.perf_counter()
+        plain_loop(compiled, datamodule, 3, 0)
+        print(f"[{name}] torch.compile (default mode) took {time.perf_counter() - start:.0f}s")
+    steps, warmup = args.steps, args.warmup
+
+    def lightning(adam_impl: str = "torch", precision: str = "32-true") -> float:
+        module = build_module(datamodule, adam_impl=adam_impl)
+        return lightning_loop(module, datamodule, steps, warmup, args.log_every, precision=precision)
+
+    # label -> one timed run (a fresh module each time, except the compiled one).
+    loops: dict[str, Callable[[], float]] = {
+        "reference": lambda: reference_loop(build_module(datamodule), replay, 128, steps, warmup),
+        "plain": lambda: plain_loop(build_module(datamodule), datamodule, steps, warmup),
+        "lightning": lightning,
+    }
+    if args.bf16:
+        loops["lightning bf16-mixed"] = lambda: lightning(precision="bf16-mixed")
+    if args.fused_adam:
+        loops["plain fused-adam"] = lambda: plain_loop(
+            build_module(datamodule, adam_impl="fused"), datamodule, steps, warmup
+        )
+    if args.fused_adam and args.bf16:
+        loops["lightning bf16-mixed fused-adam"] = lambda: lightning("fused", "bf16-mixed")
+    if compiled is not None:
+        loops["plain compiled"] = lambda: plain_loop(compiled, datamodule, steps, warmup)
+    runs: dict[str, list[float]] = {key: [] for key in loops}
+    for _ in range(args.repeats):  # alternating, so a slow spell of the machine hits every loop
+        for key, loop in loops.items():
+            gc.collect()
+            runs[key].append(loop())
+    median = {key: statistics.median(values) for key, values in runs.items()}
+    text = ", ".join(f"{key} {value:.1f}" for key, value in median.items())
+    print(f"[{name}] upd/s (median of {args.repeats}): {text}")
+    print(
+        f"[{name}] lightning / reference {median['lightning'] / median['reference']:.2f}x, "
+        f"lightning / plain {median['lightning'] / median['plain']:.2f}x, "
+        f"plain / reference {median['plain'] / median['reference']:.2f}x"
+    )
+    if args.bf16:
+        print(
+            f"[{name}] bf16-mixed / fp32 (lightning) "
+            f"{median['lightning bf16-mixed'] / median['lightning']:.2f}x"
+        )
+    for key in ("plain fused-adam", "plain compiled"):
+        if key in median:
+            print(f"[{name}] {key} / plain {median[key] / median['plain']:.2f}x")
+    for key in ("lightning bf16-mixed", "lightning bf16-mixed fused-adam"):
+        if key in median:
+            print(f"[{name}] {key} / reference {median[key] / median['reference']:.2f}x")
+    print(f"[{name}] runs: { {k: [round(x, 1) for x in v] for k, v in runs.items()} }")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="timed updates per run")
@@ -151,89 +213,7 @@ def main() -> None:
     print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.shapes:
-            path = synthetic_file(Path(tmp), name, episodes=1000)
-            datamodule = OfflineMARLDataModule(path, batch_size=128)
-            replay = Float64Replay(datamodule.load())
-            runs: dict[str, list[float]] = {"reference": [], "plain": [], "lightning": []}
-            if args.bf16:
-                runs["lightning bf16-mixed"] = []
-            if args.fused_adam:
-                runs["plain fused-adam"] = []
-            if args.fused_adam and args.bf16:
-                runs["lightning bf16-mixed fused-adam"] = []
-            if args.compile:
-                runs["plain compiled"] = []
-                compiled = build_module(datamodule)
-                compiled.compute_losses = torch.compile(compiled.compute_losses)
-                start = time.perf_counter()
-                plain_loop(compiled, datamodule, 3, 0)
-                print(f"[{name}] torch.compile (default mode) took {time.perf_counter() - start:.0f}s")
-            for _ in range(args.repeats):
-                gc.collect()
-                runs["reference"].append(
-                    reference_loop(build_module(datamodule), replay, 128, args.steps, args.warmup)
-                )
-                gc.collect()
-                runs["plain"].append(
-                    plain_loop(build_module(datamodule), datamodule, args.steps, args.warmup)
-                )
-                gc.collect()
-                runs["lightning"].append(
-                    lightning_loop(
-                        build_module(datamodule), datamodule, args.steps, args.warmup, args.log_every
-                    )
-                )
-                if args.bf16:
-                    gc.collect()
-                    runs["lightning bf16-mixed"].append(
-                        lightning_loop(
-                            build_module(datamodule),
-                            datamodule,
-                            args.steps,
-                            args.warmup,
-                            args.log_every,
-                            precision="bf16-mixed",
-                        )
-                    )
-                if args.fused_adam:
-                    gc.collect()
-                    fused = build_module(datamodule, adam_impl="fused")
-                    runs["plain fused-adam"].append(plain_loop(fused, datamodule, args.steps, args.warmup))
-                if args.fused_adam and args.bf16:
-                    gc.collect()
-                    runs["lightning bf16-mixed fused-adam"].append(
-                        lightning_loop(
-                            build_module(datamodule, adam_impl="fused"),
-                            datamodule,
-                            args.steps,
-                            args.warmup,
-                            args.log_every,
-                            precision="bf16-mixed",
-                        )
-                    )
-                if args.compile:
-                    gc.collect()
-                    runs["plain compiled"].append(plain_loop(compiled, datamodule, args.steps, args.warmup))
-            median = {key: statistics.median(values) for key, values in runs.items()}
-            text = ", ".join(f"{key} {value:.1f}" for key, value in median.items())
-            print(f"[{name}] upd/s (median of {args.repeats}): {text}")
-            print(
-                f"[{name}] lightning / reference {median['lightning'] / median['reference']:.2f}x, "
-                f"lightning / plain {median['lightning'] / median['plain']:.2f}x, "
-                f"plain / reference {median['plain'] / median['reference']:.2f}x"
-            )
-            if args.bf16:
-                print(
-                    f"[{name}] bf16-mixed / fp32 (lightning) "
-                    f"{median['lightning bf16-mixed'] / median['lightning']:.2f}x"
-                )
-            for key in ("plain fused-adam", "plain compiled"):
-                if key in median:
-                    print(f"[{name}] {key} / plain {median[key] / median['plain']:.2f}x")
-            for key in ("lightning bf16-mixed", "lightning bf16-mixed fused-adam"):
-                if key in median:
-                    print(f"[{name}] {key} / reference {median[key] / median['reference']:.2f}x")
-            print(f"[{name}] runs: { {k: [round(x, 1) for x in v] for k, v in runs.items()} }")
+            time_shape(name, args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 Each cell is one ``python -m omiga_pl.fit --config conf/mamujoco.yaml`` run (one torch
 thread, ``--jobs`` side by side) of a *variant* (a list of ``algo.*`` overrides, below)
-on a *level* (a dataset file), in ``OUT/<variant>_<level>_s<seed>/``. A finished cell is
+on a *level* (a dataset file), in ``OUT/<level>/<variant>/seed_<s>/`` (so that
+``python -m omiga_pl.results OUT`` tabulates and plots them by variant). A finished cell is
 skipped, so the command can be rerun to add seeds or variants. The table gives, per level
-and variant, the final evaluated return and the mean over the second half of the run's
-evaluations (mean over seeds; ``± std`` with several), beside the dataset's mean return,
-and OMIGA's policy-weight diagnostics over the second half of training (``policy_weight_max``,
-``z_clamped_share``: the share of weights at z's clamp e^10, ``policy_weight_ess``).
+and variant, the final evaluated return (``final_eval.json``) and the mean over the second
+half of the run's periodic evaluations (mean over seeds; ``± std`` with several), beside
+the dataset's mean return, and OMIGA's policy-weight diagnostics over the second half of
+training (``policy_weight_max``, ``z_clamped_share``: the share of weights at z's clamp
+e^10, ``policy_weight_ess``).
 
     python scripts/select_policy.py --out runs/select --steps 5000 --seeds 0 \\
         --variants reference gtm_state gtm_param --levels expert medium_replay
@@ -90,6 +92,12 @@ VARIANTS: dict[str, list[str]] = {
 DIAGNOSTICS = ("policy_weight_max", "z_clamped_share", "policy_weight_ess")
 
 
+def run_key(level: str, variant: str, seed: int) -> str:
+    """A cell's run directory below ``--out``: ``<level>/<variant>/seed_<s>`` (the layout
+    ``python -m omiga_pl.results`` reads, labelling each run by its variant)."""
+    return f"{level}/{variant}/seed_{seed}"
+
+
 def cell_command(
     out: Path, run: str, data: str, variant: str, seed: int, steps: int, extra: list[str]
 ) -> list[str]:
@@ -105,8 +113,8 @@ def cell_command(
         "threads=1",
         f"trainer.max_steps={steps}",
         "trainer.enable_progress_bar=false",
-        f"log.out_dir={out}",
-        f"log.run_name={run}",
+        f"log.out_dir={(out / run).parent}",
+        f"log.run_name={Path(run).name}",
         *extra,
     ]
 
@@ -114,6 +122,12 @@ def cell_command(
 def evaluations(out: Path, run: str) -> list[dict]:
     path = out / run / "eval.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def final_return(out: Path, run: str, evals: list[dict]) -> float:
+    """The final evaluation's mean return (``final_eval.json``), else the last periodic one."""
+    path = out / run / "final_eval.json"
+    return json.loads(path.read_text())["return_mean"] if path.is_file() else evals[-1]["return_mean"]
 
 
 def late_diagnostics(out: Path, run: str) -> dict[str, float]:
@@ -134,6 +148,7 @@ def late_diagnostics(out: Path, run: str) -> dict[str, float]:
 
 def run_cell(out: Path, run: str, command: list[str]) -> tuple[str, int, float]:
     start = time.perf_counter()
+    (out / run).parent.mkdir(parents=True, exist_ok=True)
     with open(out / f"{run}.log", "a") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     return run, code, time.perf_counter() - start
@@ -149,7 +164,8 @@ def fmt(values: list[float], digits: int = 0) -> str:
 
 def table(out: Path, variants: list[str], levels: list[str], seeds: list[int], steps: int) -> str:
     lines = [
-        f"Final evaluated return / mean of the 2nd half of evaluations, {steps} updates, seeds {seeds} "
+        "Final evaluated return (final_eval.json) / mean of the 2nd half of periodic evaluations, "
+        f"{steps} updates, seeds {seeds} "
         "(mean ± std over the seeds done); weight diagnostics: mean over the 2nd half of training.",
         "",
         "| level (dataset mean) | variant | final return | late-half mean | seeds | "
@@ -159,11 +175,11 @@ def table(out: Path, variants: list[str], levels: list[str], seeds: list[int], s
     for level in levels:
         card = read_card(ROOT / LEVELS[level])
         for variant in variants:
-            runs = [(seed, evaluations(out, f"{variant}_{level}_s{seed}")) for seed in seeds]
+            runs = [(seed, evaluations(out, run_key(level, variant, seed))) for seed in seeds]
             done = [(seed, evals) for seed, evals in runs if evals and evals[-1]["step"] >= steps]
-            finals = [evals[-1]["return_mean"] for _, evals in done]
+            finals = [final_return(out, run_key(level, variant, seed), evals) for seed, evals in done]
             lates = [statistics.mean(e["return_mean"] for e in evals[len(evals) // 2 :]) for _, evals in done]
-            diags = [late_diagnostics(out, f"{variant}_{level}_s{seed}") for seed, _ in done]
+            diags = [late_diagnostics(out, run_key(level, variant, seed)) for seed, _ in done]
             cells = []
             for name in DIAGNOSTICS:
                 values = [d[name] for d in diags if name in d]
@@ -196,7 +212,7 @@ def main() -> None:
         for level in args.levels:
             for variant in args.variants:
                 for seed in args.seeds:
-                    run = f"{variant}_{level}_s{seed}"
+                    run = run_key(level, variant, seed)
                     evals = evaluations(out, run)
                     if evals and evals[-1]["step"] >= args.steps:
                         continue

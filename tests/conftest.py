@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from omiga_pl.data.formats.native import EpisodeDataset, write_native
+
+ROOT = Path(__file__).resolve().parent.parent
+SMAC = str(ROOT / "conf" / "smac.yaml")
+QUIET = ["trainer.enable_progress_bar=false"]
 
 # SMAX 3m sizes, so synthetic files pass the env check.
 SMAX_3M = {"n_agents": 3, "obs_dim": 75, "state_dim": 72, "n_actions": 8}
@@ -69,3 +76,37 @@ def smax_3m_file(tmp_path):
     card = {"env_family": "smax", "scenario": "3m", "episode_limit": 100, "quality": "synthetic"}
     write_native(path, make_episodes(lengths, truncated_last=True), card)
     return path
+
+
+def fit_in(tmp_path: Path, *overrides: str, resume: Path | None = None, config=(SMAC,)) -> int:
+    """``omiga_pl.fit.main`` in this process, writing runs under ``tmp_path/runs``."""
+    from omiga_pl.fit import main
+
+    args = [a for c in config for a in ("--config", c)]
+    if resume:
+        args += ["--resume", str(resume)]
+    return main([*args, f"log.out_dir={tmp_path / 'runs'}", *QUIET, *overrides])
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def fit_subprocess(tmp_path: Path, config: str, data: Path, steps: int, episodes: int) -> tuple[Path, str]:
+    """The real command line in a subprocess: ``steps`` updates, evaluation and a
+    checkpoint every ``steps // 2``; checks its exit status and checkpoint names and
+    returns the run directory (``tmp_path/runs/e2e``) and the run's stdout."""
+    half = steps // 2
+    cmd = [
+        *(sys.executable, "-m", "omiga_pl.fit", "--config", config, f"data.path={data}"),
+        *(f"trainer.max_steps={steps}", f"eval.every={half}", f"eval.episodes={episodes}"),
+        *("log.log_every=10", f"log.checkpoint_every={half}", "log.run_name=e2e"),
+        f"log.out_dir={tmp_path / 'runs'}",
+        *QUIET,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "e2e"
+    names = {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert names == {"last.ckpt", f"step={half}.ckpt", f"step={steps}.ckpt"}
+    return run_dir, done.stdout

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, SMAC
+from conftest import fit_in as fit
 
 from omiga_pl.callbacks.evaluation import SEED_HALF, final_seed, periodic_seed
 from omiga_pl.config import final_episodes, load_config
 from omiga_pl.errors import ConfigError
-from omiga_pl.fit import main
-
-ROOT = Path(__file__).resolve().parent.parent
-SMAC = str(ROOT / "conf" / "smac.yaml")
-QUIET = ["trainer.enable_progress_bar=false"]
-
-
-def fit(tmp_path, *overrides, resume=None, config=(SMAC,)):
-    args = [a for c in config for a in ("--config", c)]
-    if resume:
-        args += ["--resume", str(resume)]
-    return main([*args, f"log.out_dir={tmp_path / 'runs'}", *QUIET, *overrides])
 
 
 def records(run_dir: Path) -> tuple[list[dict], dict]:

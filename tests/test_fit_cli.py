@@ -6,58 +6,21 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_episodes
+from conftest import QUIET, ROOT, SMAC, fit_subprocess, make_episodes
+from conftest import fit_in as fit
+from conftest import load_checkpoint as load
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from omiga_pl.data.formats.native import write_native
 from omiga_pl.fit import main
 
-ROOT = Path(__file__).resolve().parent.parent
-SMAC = str(ROOT / "conf" / "smac.yaml")
-QUIET = ["trainer.enable_progress_bar=false"]
-
-
-def fit(tmp_path, *overrides, resume=None, config=(SMAC,)):
-    args = [a for c in config for a in ("--config", c)]
-    if resume:
-        args += ["--resume", str(resume)]
-    return main([*args, f"log.out_dir={tmp_path / 'runs'}", *QUIET, *overrides])
-
-
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
 
 def test_cli_run_writes_scalars_checkpoints_and_config(tmp_path, smax_3m_file):
     """The real command line in a subprocess, with evaluation."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "omiga_pl.fit",
-        "--config",
-        SMAC,
-        f"data.path={smax_3m_file}",
-        "trainer.max_steps=60",
-        "eval.every=30",
-        "eval.episodes=4",
-        "log.log_every=10",
-        "log.checkpoint_every=30",
-        "log.run_name=e2e",
-        f"log.out_dir={tmp_path / 'runs'}",
-        *QUIET,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = tmp_path / "runs" / "e2e"
-    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {
-        "last.ckpt",
-        "step=30.ckpt",
-        "step=60.ckpt",
-    }
+    run_dir, stdout = fit_subprocess(tmp_path, SMAC, smax_3m_file, steps=60, episodes=4)
     events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = set(events.Tags()["scalars"])
@@ -80,7 +43,7 @@ def test_cli_run_writes_scalars_checkpoints_and_config(tmp_path, smax_3m_file):
     assert checkpoint["global_step"] == 60
     assert checkpoint["omiga_pl_config"]["trainer"]["max_steps"] == 60
     assert "max_steps: 60" in (run_dir / "config.yaml").read_text()
-    assert "[omiga_pl] done: 60 updates" in done.stdout
+    assert "[omiga_pl] done: 60 updates" in stdout
 
 
 def test_resume_is_bit_exact(tmp_path, smax_3m_file):

@@ -4,12 +4,11 @@ MaMuJoCo with online evaluation, checkpoints and exact resume; dataset generatio
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import QUIET, ROOT, fit_subprocess
+from conftest import load_checkpoint as load
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from omiga_pl.data.formats.native import read_card, read_native
@@ -18,9 +17,7 @@ from omiga_pl.envs.mamujoco import MaMuJoCoVecEnv
 from omiga_pl.fit import main
 from omiga_pl.generate.mamujoco import convert, read_raw, rollout, write_mamujoco
 
-ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf" / "mamujoco.yaml")
-QUIET = ["trainer.enable_progress_bar=false"]
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +40,6 @@ def hopper_file(tmp_path_factory):
     return path
 
 
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 def test_generated_file_holds_both_modes_and_converts(hopper_file, tmp_path):
     data, card = read_native(hopper_file)
     assert data.dims.action_type == "continuous" and data.dims.obs_dim == 14 and data.states is None
@@ -59,30 +52,8 @@ def test_generated_file_holds_both_modes_and_converts(hopper_file, tmp_path):
 
 
 def test_cli_run_with_evaluation(tmp_path, hopper_file):
-    cmd = [
-        sys.executable,
-        "-m",
-        "omiga_pl.fit",
-        "--config",
-        CONF,
-        f"data.path={hopper_file}",
-        "trainer.max_steps=40",
-        "eval.every=20",
-        "eval.episodes=3",
-        "log.log_every=10",
-        "log.checkpoint_every=20",
-        "log.run_name=e2e",
-        f"log.out_dir={tmp_path / 'runs'}",
-        *QUIET,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = tmp_path / "runs" / "e2e"
-    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {
-        "last.ckpt",
-        "step=20.ckpt",
-        "step=40.ckpt",
-    }
+    run_dir, stdout = fit_subprocess(tmp_path, CONF, hopper_file, steps=40, episodes=3)
+    assert "[omiga_pl] done: 40 updates" in stdout
     events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = set(events.Tags()["scalars"])

@@ -311,9 +311,6 @@ def test_killed_sweep_resumes_without_training_twice(tmp_path, smax_3m_file):
 def test_shipped_sweep_files_expand():
     tiny = read_sweep(ROOT / "conf" / "sweep" / "tiny.yaml")
     assert len(tiny.cells) == 8
-    preset = ROOT / "conf" / "presets" / "reference.yaml"
-    if not preset.is_file():
-        pytest.skip("conf/presets/reference.yaml (issue 11) is not in this checkout yet")
     snapshot = read_sweep(ROOT / "conf" / "sweep" / "snapshot.yaml")
     algorithms = {"omiga", "omiga_local", "bc", "icq", "cql", "bcq", "omar", "omiga_reference"}
     assert {c.algorithm for c in snapshot.cells} == algorithms

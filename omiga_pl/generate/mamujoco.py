@@ -299,6 +299,19 @@ def evaluate_candidates(
     return out
 
 
+def _env_card(scenario: str, args: argparse.Namespace, env: Any) -> dict[str, Any]:
+    """The card keys that say which environment and observations a generated file holds."""
+    return {
+        "env_family": "mamujoco",
+        "scenario": scenario,
+        "env_version": "gymnasium-robotics mamujoco_v1 / MuJoCo v5",
+        "observation_version": "v5",
+        "obs_mode": args.obs_mode,
+        "agent_obsk": args.agent_obsk,
+        "episode_limit": env.spec.episode_limit,
+    }
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -412,13 +425,7 @@ def levels(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
     cards = {}
     for level in args.levels:
         card = {
-            "env_family": "mamujoco",
-            "scenario": scenario,
-            "env_version": "gymnasium-robotics mamujoco_v1 / MuJoCo v5",
-            "observation_version": "v5",
-            "obs_mode": args.obs_mode,
-            "agent_obsk": args.agent_obsk,
-            "episode_limit": env.spec.episode_limit,
+            **_env_card(scenario, args, env),
             "quality": level,
             "behaviour_policy": sources[level],
             "seed": args.seed,
@@ -599,13 +606,7 @@ def sample_policies(args: argparse.Namespace, command: str) -> dict[str, Any]:
         else "tanh(pre-tanh greedy output + Gaussian noise), never exactly +-1"
     )
     out_card = {
-        "env_family": "mamujoco",
-        "scenario": scenario,
-        "env_version": "gymnasium-robotics mamujoco_v1 / MuJoCo v5",
-        "observation_version": "v5",
-        "obs_mode": args.obs_mode,
-        "agent_obsk": args.agent_obsk,
-        "episode_limit": env.spec.episode_limit,
+        **_env_card(scenario, args, env),
         "quality": quality,
         "behaviour_policy": "bundled policies " + "; ".join(sources) + f"; sampling: {noise_text}",
         "action_noise": args.noise,
