@@ -229,7 +229,7 @@ class EnsembleModule(L.LightningModule):
             }
             for group, names in self.group_names.items()
         ]
-        return configure_adam(groups, self.cfg, scheduled_steps(self))
+        return configure_adam(groups, self.cfg, scheduled_steps(self), self.dims.action_type)
 
     @torch.no_grad()
     def clip_per_member(self) -> dict[str, torch.Tensor]:

@@ -89,6 +89,12 @@ VARIANTS: dict[str, list[str]] = {
     "bc_gtm_state": ["algo.name=bc", *_GTM, "algo.policy_log_std=state"],
     "bc_gtm_param": ["algo.name=bc", *_GTM, "algo.policy_log_std=param"],
 }
+# A variant that names no schedule runs the policy at a constant rate (what each one meant
+# when it was first measured; the default is now "auto", a cosine on continuous actions), so
+# the defaults are `gtm_param_cos` (OMIGA) and `bc_gtm_param_cos` (BC).
+for _overrides in VARIANTS.values():
+    if not any(item.startswith("algo.policy_lr_schedule=") for item in _overrides):
+        _overrides.append("algo.policy_lr_schedule=constant")
 DIAGNOSTICS = ("policy_weight_max", "z_clamped_share", "policy_weight_ess")
 
 

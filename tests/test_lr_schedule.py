@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fit_in, load_checkpoint
 
-from omiga_pl.algos.base import CosineFactor, policy_lr_schedule
+from omiga_pl.algos.base import CosineFactor, policy_lr_schedule, resolve_lr_schedule
 from omiga_pl.config import load_config
 from omiga_pl.errors import ConfigError
 from omiga_pl.fit import main
@@ -44,13 +45,31 @@ def test_only_the_policy_group_decays():
 
 def test_an_unknown_schedule_is_refused_naming_the_key():
     with pytest.raises(
-        ConfigError, match=r"algo.policy_lr_schedule': expected one of \['constant', 'cosine'\]"
+        ConfigError, match=r"algo.policy_lr_schedule': expected one of \['auto', 'constant', 'cosine'\]"
     ):
         load_config([ROOT / "conf" / "mamujoco.yaml"], ["algo.policy_lr_schedule=linear"])
 
 
-@pytest.mark.parametrize("name", ["omiga", "bc"])
-def test_a_cosine_run_resumes_exactly(tmp_path, name):
+def test_auto_is_cosine_for_continuous_actions_and_constant_for_discrete():
+    assert resolve_lr_schedule("auto", "continuous") == "cosine"
+    assert resolve_lr_schedule("auto", "discrete") == "constant"
+    assert resolve_lr_schedule("constant", "continuous") == "constant"  # explicit values stand
+    assert resolve_lr_schedule("cosine", "discrete") == "cosine"
+
+
+def test_a_discrete_run_keeps_a_constant_policy_rate_by_default(tmp_path, smax_3m_file):
+    overrides = [f"data.path={smax_3m_file}", "algo.hidden_sizes=[16]", "data.batch_size=16"]
+    overrides += ["trainer.max_steps=4", "eval.enabled=false", "log.run_name=smax"]
+    assert fit_in(tmp_path, *overrides) == 0
+    saved = load_checkpoint(tmp_path / "runs" / "smax" / "checkpoints" / "last.ckpt")
+    assert saved["omiga_pl_config"]["algo"]["policy_lr_schedule"] == "auto"
+    assert saved["lr_schedulers"] == []
+    assert {g["lr"] for g in saved["optimizer_states"][0]["param_groups"]} == {5e-4}
+
+
+# The continuous default ("auto") is the cosine: the omiga case runs it without naming it.
+@pytest.mark.parametrize(("name", "schedule"), [("omiga", "auto"), ("bc", "cosine")])
+def test_a_cosine_run_resumes_exactly(tmp_path, name, schedule):
     common = [
         f"log.out_dir={tmp_path / 'runs'}",
         "trainer.enable_progress_bar=false",
@@ -60,7 +79,7 @@ def test_a_cosine_run_resumes_exactly(tmp_path, name):
         str(ROOT / "conf" / "mamujoco.yaml"),
         f"algo.name={name}",
         "algo.hidden_sizes=[32,32]",
-        "algo.policy_lr_schedule=cosine",
+        f"algo.policy_lr_schedule={schedule}",
         f"data.path={HOPPER}",
         "data.batch_size=32",
         "env.episode_limit=20",

@@ -44,8 +44,9 @@ from omiga_pl.losses.common import NamedLosses
 from omiga_pl.nets.policy import LOG_STD_KINDS, POLICY_KINDS
 
 ADAM_IMPLS = ("foreach", "fused", "for-loop")
-# Learning-rate schedules of the policy group (``algo.policy_lr_schedule``).
-LR_SCHEDULES = ("constant", "cosine")
+# Learning-rate schedules of the policy group (``algo.policy_lr_schedule``); "auto" is
+# resolved per action type by :func:`resolve_lr_schedule`.
+LR_SCHEDULES = ("auto", "constant", "cosine")
 # Mixed into every training-noise seed so that it never coincides with the batch sampler's.
 NOISE_STREAM = 0x6E6F6973
 # Checkpoint field holding the training scalars' interval in progress.
@@ -124,10 +125,12 @@ class PolicyFitConfig:
     # Continuous actions: log-std as one learned vector per action dimension ("param",
     # default, CORL's IQL) or a second head on the trunk ("state", the reference's).
     policy_log_std: str = "param"
-    # Learning rate of the policy group over the run: "constant" (the OMIGA reference) or
-    # "cosine" (decayed to 0 at trainer.max_steps, CORL IQL's CosineAnnealingLR on its actor),
-    # which settles the policy at the end of the run instead of leaving it at full step size.
-    policy_lr_schedule: str = "constant"
+    # Learning rate of the policy group over the run: "constant" (the OMIGA reference),
+    # "cosine" (decayed to 0 at trainer.max_steps, CORL IQL's CosineAnnealingLR on its actor:
+    # settles the policy at the end of the run instead of leaving it at full step size), or
+    # "auto" (default): cosine for continuous actions (chosen by measurement on the bundled
+    # Hopper levels, docs/algorithms/policies.md), constant for discrete ones (not measured).
+    policy_lr_schedule: str = "auto"
     # Discrete actions: mask unavailable actions in the policy's training log-probs.
     # The OMIGA reference does not (it masks only when acting).
     mask_unavailable_in_training: bool = False
@@ -204,16 +207,27 @@ def policy_lr_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
 
 
-def configure_adam(groups: list[dict[str, Any]], cfg: BaseAlgoConfig, total_steps: int) -> Any:
+def resolve_lr_schedule(schedule: str, action_type: str) -> str:
+    """``algo.policy_lr_schedule`` as it runs: ``auto`` is ``cosine`` for continuous actions
+    and ``constant`` for discrete ones; the other values are themselves."""
+    if schedule != "auto":
+        return schedule
+    return "cosine" if action_type == "continuous" else "constant"
+
+
+def configure_adam(
+    groups: list[dict[str, Any]], cfg: BaseAlgoConfig, total_steps: int, action_type: str
+) -> Any:
     """What ``configure_optimizers`` returns: one Adam over the named param ``groups`` in the
     implementation ``cfg.adam_impl`` names, with the policy's LR schedule when ``cfg`` has one
     (stepped by hand every update, :func:`step_lr_schedule`: the modules optimise manually).
-    ``total_steps``: the updates the schedule spans."""
+    ``total_steps``: the updates the schedule spans; ``action_type`` resolves ``auto``."""
     impl = cfg.adam_impl
     optimizer = torch.optim.Adam(
         groups, foreach=True if impl == "foreach" else None, fused=True if impl == "fused" else None
     )
-    schedule = policy_lr_schedule(optimizer, getattr(cfg, "policy_lr_schedule", "constant"), total_steps)
+    requested = getattr(cfg, "policy_lr_schedule", "constant")
+    schedule = policy_lr_schedule(optimizer, resolve_lr_schedule(requested, action_type), total_steps)
     if schedule is None:
         return optimizer
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
@@ -380,7 +394,7 @@ class OfflineAlgorithm(L.LightningModule):
             {"params": params, "lr": self.learning_rate(name), "name": name}
             for name, params in self.param_groups().items()
         ]
-        return configure_adam(groups, self.cfg, scheduled_steps(self))
+        return configure_adam(groups, self.cfg, scheduled_steps(self), self.dims.action_type)
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         optimizer = self.optimizers()
