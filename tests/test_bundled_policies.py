@@ -180,3 +180,16 @@ def test_bundled_policy_directories_load(policy_dir: Path) -> None:
             actor = NumpyActor.load(policy_dir.parent / segment["policy"])
             actions = np.tanh(actor.pre_tanh(np.zeros((4, 11))))
             assert actions.shape == (4, card["action_dim"]) and np.isfinite(actions).all()
+
+
+@pytest.mark.parametrize("level", ["expert", "medium"])
+def test_bundled_hopper_policies_sample_the_returns_their_cards_record(level: str, tmp_path: Path) -> None:
+    """The shipped actors, sampled by the generator as the cards say, return what the card
+    recorded when they were exported (expert ~2990, medium ~930 over 10 episodes)."""
+    policy = ROOT / "data" / "policies" / f"hopper_3x1_td3_{level}"
+    recorded = json.loads((policy / "card.json").read_text())["sampled_return"]["mean"]
+    out = tmp_path / f"{level}.h5"
+    run([*GENERATE, "--policy", str(policy), "--transitions", "1000", "--out", str(out)], ROOT)
+    card = read_card(out)
+    assert card["n_transitions"] >= 1000 and card["quality"] == level
+    assert 0.8 * recorded < card["return_mean"] < 1.2 * recorded, (card["return_mean"], recorded)
