@@ -201,7 +201,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "select_policy")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
+    parser.add_argument("--levels", nargs="+", default=list(LEVELS), help="names of LEVELS or --level-file")
+    parser.add_argument(
+        "--level-file",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="one more level: a dataset file, e.g. a regenerated 1M one (repeat)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--jobs", type=int, default=1)
@@ -211,6 +218,14 @@ def main() -> None:
         "--set", nargs="*", default=[], help="key=value overrides for every cell (eval.every=2500)"
     )
     args = parser.parse_args()
+    for item in args.level_file:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            parser.error(f"--level-file: expected NAME=PATH of an existing dataset file, found '{item}'")
+        LEVELS[name] = str(Path(path).resolve())
+    unknown = [level for level in args.levels if level not in LEVELS]
+    if unknown:
+        parser.error(f"--levels: unknown {unknown}; expected some of {list(LEVELS)} (or add --level-file)")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
