@@ -17,7 +17,7 @@ import lightning as L
 import torch
 
 from omiga_pl.algos import algorithm_class
-from omiga_pl.algos.base import OfflineAlgorithm
+from omiga_pl.algos.base import OfflineAlgorithm, optimizer_of
 from omiga_pl.data.datamodule import OfflineMARLDataModule, sample_indices
 
 # Lightning's per-Trainer banners (GPU available, tips) would bury the figures.
@@ -57,7 +57,7 @@ def build_module(
 
 def plain_loop(module: OfflineAlgorithm, datamodule: OfflineMARLDataModule, steps: int, warmup: int) -> float:
     """Updates/s of a hand-written loop of the module's update (after ``warmup`` updates)."""
-    optimizer = module.configure_optimizers()
+    optimizer = optimizer_of(module.configure_optimizers())
     storage = datamodule.load()
     start = 0.0
     for step in range(warmup + steps):

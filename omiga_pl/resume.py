@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from omiga_pl.algos.base import optimizer_of
 from omiga_pl.config import to_container
 from omiga_pl.errors import CheckpointError, ConfigError, one_line
 
@@ -212,9 +213,7 @@ def _check_optimizer(path: str, saved: Any, module: Any) -> None:
         raise CheckpointError(
             f"{path}: field 'optimizer_states': expected the state of 1 optimizer, found {found}"
         )
-    optimizer = module.configure_optimizers()
-    if isinstance(optimizer, dict):  # with an LR schedule
-        optimizer = optimizer["optimizer"]
+    optimizer = optimizer_of(module.configure_optimizers())  # without its LR schedule, if any
     try:
         optimizer.load_state_dict(saved[0])
     except Exception as error:  # ValueError / KeyError from torch on a mismatched structure

@@ -22,7 +22,7 @@ import torch
 from omegaconf import OmegaConf
 
 from omiga_pl.algos import ALGORITHMS, algorithm_class
-from omiga_pl.algos.base import noise_seed
+from omiga_pl.algos.base import noise_seed, optimizer_of
 from omiga_pl.algos.bc import BCModule
 from omiga_pl.config import load_config
 from omiga_pl.data.batch import Batch
@@ -119,7 +119,7 @@ def test_each_loss_reaches_only_its_own_group(name, action_type):
 @pytest.mark.parametrize("name, action_type", CASES)
 def test_one_update_changes_only_trained_params_and_acts(name, action_type):
     module = tiny_module(name, action_type)
-    optimizer = module.configure_optimizers()
+    optimizer = optimizer_of(module.configure_optimizers())
     before = {k: v.clone() for k, v in module.state_dict().items()}
     losses = module.compute_losses(random_batch(action_type))
     optimizer.zero_grad()

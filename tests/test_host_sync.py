@@ -25,6 +25,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from omiga_pl.algos import ALGORITHMS, algorithm_class
+from omiga_pl.algos.base import optimizer_of
 from omiga_pl.algos.scalars import IntervalMeans
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.fit import main
@@ -178,7 +179,7 @@ def test_logged_training_scalars_are_interval_means_and_resume_mid_interval(tmp_
     torch.manual_seed(0)
     L.seed_everything(0, verbose=False)
     module = algorithm_class("omiga")(storage.dims.as_dict(), to_container(config)["algo"])
-    optimizer = module.configure_optimizers()
+    optimizer = optimizer_of(module.configure_optimizers())
     from omiga_pl.data.datamodule import sample_indices
 
     losses = []

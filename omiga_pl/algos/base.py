@@ -233,6 +233,11 @@ def configure_adam(
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def optimizer_of(configured: Any) -> torch.optim.Optimizer:
+    """The optimizer in what :func:`configure_adam` returned (a dict when there is a schedule)."""
+    return configured["optimizer"] if isinstance(configured, dict) else configured
+
+
 def scheduled_steps(module: L.LightningModule) -> int:
     """The updates an LR schedule spans: the trainer's ``max_steps`` (1 with no trainer,
     e.g. a checkpoint check that only needs the optimizer's structure)."""
