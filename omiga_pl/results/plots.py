@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -47,6 +48,7 @@ def learning_curves(runs: list[Run], env: str, path: Path, reps: int = 500) -> P
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    fig.subplots_adjust(hspace=0.45)  # room for each panel's title below the row above
     for ax, task in zip(axes.flat, tasks):
         for algo in algorithms:
             curves = [curve(r, metric) for r in env_runs if r.task == task and r.algorithm == algo]
@@ -64,8 +66,18 @@ def learning_curves(runs: list[Run], env: str, path: Path, reps: int = 500) -> P
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 8), bbox_to_anchor=(0.5, 1.04))
+    # One legend for the figure: every algorithm drawn in any panel (not only the first's).
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(
+        list(legend.values()),
+        list(legend),
+        loc="upper center",
+        ncol=min(len(legend), 8),
+        bbox_to_anchor=(0.5, 1.04),
+    )
     fig.suptitle(f"{env}: learning curves (IQM over seeds, 95% CI band; {LABELS[metric]})", y=1.09)
     return _save(fig, path)
 
