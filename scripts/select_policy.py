@@ -130,6 +130,15 @@ def evaluations(out: Path, run: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
+def finished(out: Path, run: str, steps: int) -> bool:
+    """The run reached ``steps`` and ended (its log's last word: fit's ``[omiga_pl] done``),
+    so its final evaluation, if it has one, is written too."""
+    evals = evaluations(out, run)
+    log = out / f"{run}.log"
+    ended = log.is_file() and "[omiga_pl] done:" in log.read_text()
+    return bool(evals) and evals[-1]["step"] >= steps and ended
+
+
 def final_return(out: Path, run: str, evals: list[dict]) -> float:
     """The final evaluation's mean return (``final_eval.json``), else the last periodic one."""
     path = out / run / "final_eval.json"
@@ -182,7 +191,7 @@ def table(out: Path, variants: list[str], levels: list[str], seeds: list[int], s
         card = read_card(ROOT / LEVELS[level])
         for variant in variants:
             runs = [(seed, evaluations(out, run_key(level, variant, seed))) for seed in seeds]
-            done = [(seed, evals) for seed, evals in runs if evals and evals[-1]["step"] >= steps]
+            done = [(s, evals) for s, evals in runs if finished(out, run_key(level, variant, s), steps)]
             finals = [final_return(out, run_key(level, variant, seed), evals) for seed, evals in done]
             lates = [statistics.mean(e["return_mean"] for e in evals[len(evals) // 2 :]) for _, evals in done]
             diags = [late_diagnostics(out, run_key(level, variant, seed)) for seed, _ in done]
@@ -234,8 +243,7 @@ def main() -> None:
             for variant in args.variants:
                 for seed in args.seeds:
                     run = run_key(level, variant, seed)
-                    evals = evaluations(out, run)
-                    if evals and evals[-1]["step"] >= args.steps:
+                    if finished(out, run, args.steps):
                         continue
                     if (out / run).exists():
                         print(f"[skip] {run}: unfinished run directory, remove it to rerun", flush=True)
