@@ -190,8 +190,11 @@ def table(out: Path, variants: list[str], levels: list[str], seeds: list[int], s
     for level in levels:
         card = read_card(ROOT / LEVELS[level])
         for variant in variants:
-            runs = [(seed, evaluations(out, run_key(level, variant, seed))) for seed in seeds]
-            done = [(s, evals) for s, evals in runs if finished(out, run_key(level, variant, s), steps)]
+            done = [
+                (seed, evaluations(out, run_key(level, variant, seed)))
+                for seed in seeds
+                if finished(out, run_key(level, variant, seed), steps)
+            ]
             finals = [final_return(out, run_key(level, variant, seed), evals) for seed, evals in done]
             lates = [statistics.mean(e["return_mean"] for e in evals[len(evals) // 2 :]) for _, evals in done]
             diags = [late_diagnostics(out, run_key(level, variant, seed)) for seed, _ in done]
