@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omiga_pl.nets.agent import AgentMLP, hidden_stack, with_agent_ids
+from omiga_pl.nets.agent import AgentMLP, apply_flat, hidden_stack, with_agent_ids
 
 # The reference masks unavailable actions by setting their logits to -1e8.
 MASKED_LOGIT = -1e8
@@ -131,7 +131,7 @@ class _GaussianHeads(nn.Module):
 
     def heads(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw mean [B, N, A] and log-std clamped to [-5, 2] ([B, N, A] or [A])."""
-        h = self.trunk(with_agent_ids(observations, self.agent_ids))
+        h = apply_flat(self.trunk, with_agent_ids(observations, self.agent_ids))
         raw_log_std = self.log_std_head(h) if hasattr(self, "log_std_head") else self.log_std_param
         return self.mean_head(h), raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
