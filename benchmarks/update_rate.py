@@ -41,7 +41,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
-        datamodule = OfflineMARLDataModule(synthetic_file(Path(tmp), args.shape, episodes=300), batch_size=128)
+        datamodule = OfflineMARLDataModule(
+            synthetic_file(Path(tmp), args.shape, episodes=300), batch_size=128
+        )
         module = build_module(datamodule, args.algo)
         rate = plain_loop(module, datamodule, steps=args.steps, warmup=args.warmup)
     source = Path(omiga_pl.__file__).resolve().parent.parent
