@@ -39,6 +39,14 @@ class DataConfig:
     # SMAC-reference quirk: replace each step's reward by the episode's undiscounted
     # reward-to-go before training. Off by default (step rewards).
     reward_to_go: bool = False
+    # Observations and states the networks see: "none" (as stored, the OMIGA reference),
+    # "standardize" (each feature standardised with the dataset's mean and std at load, the
+    # evaluation env mapped the same way, as D4RL / CORL; MaMuJoCo reference-mode vectors,
+    # which the reference standardised within themselves, are first decoded back to the
+    # raw observation: omiga_pl/data/obs_norm.py), or "auto" (default): standardize on
+    # MaMuJoCo reference-mode data (chosen by measurement, docs/algorithms/policies.md),
+    # none elsewhere (not measured).
+    obs_normalization: str = "auto"
 
 
 @dataclass

@@ -32,8 +32,10 @@ from omiga_pl.config import TrainerConfig, final_episodes, load_config, to_conta
 from omiga_pl.data.compat import check_card_matches_env
 from omiga_pl.data.datamodule import OfflineMARLDataModule
 from omiga_pl.data.formats.native import read_card
+from omiga_pl.data.obs_norm import ObservationNormalizer, resolve_obs_normalization
 from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.envs import FAMILIES, env_options, env_spec, make_env
+from omiga_pl.envs.normalized import NormalizedObservations
 from omiga_pl.errors import ConfigError, DatasetError, OmigaError, one_line
 from omiga_pl.io import atomic_output
 from omiga_pl.resume import (
@@ -115,7 +117,15 @@ def default_run_name(config: DictConfig, card: dict[str, Any], data_path: Path) 
 
 def datamodule_args(datamodule: OfflineMARLDataModule) -> dict[str, Any]:
     """The constructor arguments ``datamodule`` was built with."""
-    keys = ("path", "batch_size", "seed", "use_reward_to_go", "storage_on_device", "env_spec")
+    keys = (
+        "path",
+        "batch_size",
+        "seed",
+        "use_reward_to_go",
+        "storage_on_device",
+        "env_spec",
+        "obs_normalization",
+    )
     return {key: getattr(datamodule, key) for key in keys}
 
 
@@ -126,8 +136,10 @@ def build_callbacks(
     family: str,
     scenario: str,
     env_kwargs: dict[str, Any],
+    normalizer: ObservationNormalizer | None = None,
 ) -> tuple[list[L.Callback], EvaluationCallback | None]:
-    """Checkpoints every ``log.checkpoint_every`` updates (and at the end); evaluation if on."""
+    """Checkpoints every ``log.checkpoint_every`` updates (and at the end); evaluation if on,
+    its env's observations mapped by ``normalizer`` (the training data's) when given."""
     callbacks: list[L.Callback] = [
         UpdateCheckpoint(
             dirpath=run_dir / "checkpoints",
@@ -149,7 +161,8 @@ def build_callbacks(
     def shared_env(num_envs: int) -> Any:  # one env for every ensemble member (evaluations run in turn)
         # Each process builds its share of the episodes' slots (split under DDP).
         if not envs:
-            envs.append(make_env(family, scenario, num_envs=num_envs, **env_kwargs))
+            env = make_env(family, scenario, num_envs=num_envs, **env_kwargs)
+            envs.append(env if normalizer is None else NormalizedObservations(env, normalizer))
         return envs[0]
 
     def evaluation(seed: int, directory: Path) -> EvaluationCallback:
@@ -320,6 +333,7 @@ def run(
         use_reward_to_go=config.data.reward_to_go,
         storage_on_device=config.data.storage_on_device,
         env_spec=spec,
+        obs_normalization=resolve_obs_normalization(config.data.obs_normalization, family, card),
     )
     if config.seeds:
         from omiga_pl import ensemble
@@ -365,7 +379,9 @@ def run(
         else:
             run_dir, fresh = Path(config.log.out_dir) / wanted, False
         config.log.run_name = run_dir.name
-        callbacks, eval_callback = build_callbacks(config, card, run_dir, family, scenario, env_kwargs)
+        callbacks, eval_callback = build_callbacks(
+            config, card, run_dir, family, scenario, env_kwargs, datamodule.normalizer
+        )
         trainer = build_trainer(config, run_dir.name, callbacks)
         if not rank_zero:
             claim = None
@@ -397,7 +413,9 @@ def run(
             print(
                 f"[omiga_pl] dataset {data_path}: {storage.n_transitions} transitions, "
                 f"{card.get('n_episodes', '?')} episodes, {storage.nbytes() / 2**20:.1f} MiB in memory, "
-                f"loaded in {datamodule.load_seconds:.2f}s; env {family}/{scenario}; run dir {run_dir}",
+                f"loaded in {datamodule.load_seconds:.2f}s; observations {datamodule.obs_normalization}"
+                f"{'' if datamodule.normalizer is None else f' ({datamodule.normalizer.kind})'}; "
+                f"env {family}/{scenario}; run dir {run_dir}",
                 flush=True,
             )
             for note in notes:

@@ -88,13 +88,51 @@ VARIANTS: dict[str, list[str]] = {
     "bc_reference": ["algo.name=bc", *_REF],
     "bc_gtm_state": ["algo.name=bc", *_GTM, "algo.policy_log_std=state"],
     "bc_gtm_param": ["algo.name=bc", *_GTM, "algo.policy_log_std=param"],
+    # The default policy on observations standardised per feature with the dataset's
+    # statistics, reference-mode vectors decoded first (data.obs_normalization=standardize).
+    "gtm_param_cos_std": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+    ],
+    "bc_gtm_param_cos_std": [
+        "algo.name=bc",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+    ],
+    # The same with a stronger advantage weighting (alpha 1, weights capped at 100).
+    "gtm_param_a1c100_cos_std": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.alpha=1",
+        "algo.policy_weight_cap=100",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+    ],
+    # The reference preset on standardised observations (only the observations changed).
+    "reference_std": [
+        "algo.name=omiga",
+        *_REF,
+        "algo.policy_weight_cap=0",
+        "data.obs_normalization=standardize",
+    ],
 }
 # A variant that names no schedule runs the policy at a constant rate (what each one meant
 # when it was first measured; the default is now "auto", a cosine on continuous actions), so
-# the defaults are `gtm_param_cos` (OMIGA) and `bc_gtm_param_cos` (BC).
+# the defaults were `gtm_param_cos` (OMIGA) and `bc_gtm_param_cos` (BC) on stored observations.
+# Likewise a variant that names no observation map sees them as stored (the default is now
+# "auto", standardize on MaMuJoCo reference-mode data), so the defaults are now
+# `gtm_param_cos_std` (OMIGA) and `bc_gtm_param_cos_std` (BC).
 for _overrides in VARIANTS.values():
     if not any(item.startswith("algo.policy_lr_schedule=") for item in _overrides):
         _overrides.append("algo.policy_lr_schedule=constant")
+    if not any(item.startswith("data.obs_normalization=") for item in _overrides):
+        _overrides.append("data.obs_normalization=none")
 DIAGNOSTICS = ("policy_weight_max", "z_clamped_share", "policy_weight_ess")
 
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.compat import check_dataset_matches_env
 from omiga_pl.data.formats.native import dataset_fingerprint, read_native
+from omiga_pl.data.obs_norm import ObservationNormalizer, fit_normalizer, normalize_rows
 from omiga_pl.data.paths import resolve_data_path
 from omiga_pl.data.storage import TransitionStorage
 from omiga_pl.envs.base import EnvSpec
@@ -67,6 +68,11 @@ class OfflineMARLDataModule(L.LightningDataModule):
         use_reward_to_go: the SMAC reference's reward rewrite (see omiga-spec.md).
         storage_on_device: keep the dataset on the accelerator and gather there.
         env_spec: when given, the dataset is checked against it on load.
+        obs_normalization: ``none`` (observations and states as stored) or ``standardize``
+            (each feature standardised with the dataset's statistics at load,
+            :mod:`omiga_pl.data.obs_norm`; :attr:`normalizer` then holds the map, for the
+            evaluation env). ``auto`` is resolved by the caller
+            (:func:`~omiga_pl.data.obs_norm.resolve_obs_normalization`).
     """
 
     def __init__(
@@ -77,8 +83,15 @@ class OfflineMARLDataModule(L.LightningDataModule):
         use_reward_to_go: bool = False,
         storage_on_device: bool = True,
         env_spec: EnvSpec | None = None,
+        obs_normalization: str = "none",
     ) -> None:
         super().__init__()
+        if obs_normalization not in ("none", "standardize"):
+            raise ValueError(
+                f"obs_normalization: expected 'none' or 'standardize', found {obs_normalization!r}"
+            )
+        self.obs_normalization = obs_normalization
+        self.normalizer: ObservationNormalizer | None = None
         self.path = path
         self.batch_size = batch_size
         self.seed = seed
@@ -101,6 +114,11 @@ class OfflineMARLDataModule(L.LightningDataModule):
                 check_dataset_matches_env(self.path, data, self.env_spec)
             # What a checkpoint records of its data: resuming on other content is refused.
             self.fingerprint = dataset_fingerprint(data)
+            if self.obs_normalization == "standardize":
+                self.normalizer = fit_normalizer(self.path, data.observations, data.states, self.card)
+                data.observations = normalize_rows(self.normalizer, data.observations)
+                if data.states is not None:
+                    data.states = normalize_rows(self.normalizer, data.states, states=True)
             self.storage = TransitionStorage(data, self.use_reward_to_go)
             self.load_seconds = time.perf_counter() - start
         return self.storage
@@ -144,6 +162,9 @@ class OfflineMARLDataModule(L.LightningDataModule):
             "batch_size": self.batch_size,
             "n_transitions": storage.n_transitions,
             "use_reward_to_go": self.use_reward_to_go,
+            "obs_normalization": self.obs_normalization,
+            # For the record (a policy acts on observations mapped this way); refitted on load.
+            "normalizer": None if self.normalizer is None else self.normalizer.as_dict(),
             "fingerprint": self.fingerprint,
             "path": str(self.path),
         }
@@ -166,6 +187,7 @@ class OfflineMARLDataModule(L.LightningDataModule):
             "n_transitions": storage.n_transitions,
             "batch_size": self.batch_size,
             "use_reward_to_go": self.use_reward_to_go,
+            "obs_normalization": self.obs_normalization,
         }
         for key, value in current.items():
             if key in state and state[key] != value:
