@@ -147,16 +147,15 @@ def test_evaluation_env_is_mapped_as_the_training_data():
     wrapped.close()
 
 
+def hopper_run(out_dir, *overrides: str) -> list[str]:
+    """``python -m omiga_pl.fit`` arguments: 4 updates of the default MaMuJoCo config on
+    the bundled medium file, into ``out_dir``."""
+    config = ["--config", str(ROOT / "conf" / "mamujoco.yaml"), f"data.path={HOPPER}"]
+    return [*config, "trainer.max_steps=4", f"log.out_dir={out_dir}", *QUIET, *overrides]
+
+
 def test_cli_reports_the_map_and_refuses_a_bad_value(tmp_path, capsys):
-    common = [
-        "--config",
-        str(ROOT / "conf" / "mamujoco.yaml"),
-        f"data.path={HOPPER}",
-        "trainer.max_steps=4",
-        "eval.enabled=false",
-        f"log.out_dir={tmp_path}",
-        *QUIET,
-    ]
+    common = hopper_run(tmp_path, "eval.enabled=false")
     assert main([*common, "log.run_name=std"]) == 0
     assert "observations standardize (reference_decoded)" in capsys.readouterr().out
     assert main([*common, "log.run_name=bad", "data.obs_normalization=zscore"]) == 2
@@ -166,19 +165,14 @@ def test_cli_reports_the_map_and_refuses_a_bad_value(tmp_path, capsys):
 
 
 def test_seed_ensemble_trains_and_evaluates_on_standardised_observations(tmp_path, capsys):
-    args = [
-        "--config",
-        str(ROOT / "conf" / "mamujoco.yaml"),
-        f"data.path={HOPPER}",
+    args = hopper_run(
+        tmp_path,
         "seeds=[0,1]",
-        "trainer.max_steps=4",
         "eval.every=4",
         "eval.episodes=1",
         "eval.final_episodes=1",
-        f"log.out_dir={tmp_path}",
         "log.run_name=ens",
-        *QUIET,
-    ]
+    )
     assert main(args) == 0
     assert "observations standardize (reference_decoded)" in capsys.readouterr().out
     for seed in (0, 1):
