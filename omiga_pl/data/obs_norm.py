@@ -36,7 +36,6 @@ import numpy as np
 from omiga_pl.errors import ConfigError, DatasetError
 
 OBS_NORMALIZATIONS = ("auto", "none", "standardize")
-KINDS = ("reference_decoded", "features")
 # Features whose dataset std is below this are constant (ids, padding): centred, not scaled.
 MIN_STD = 1e-6
 # Largest |re-encoded - stored| accepted when decoding reference-mode vectors (float32 data).
@@ -59,6 +58,13 @@ def decode_reference(z: np.ndarray) -> np.ndarray:
     return (z[..., :-n] - zero[..., None]) / (one - zero)[..., None]
 
 
+def is_reference_mode(family: str | None, card: Mapping[str, Any]) -> bool:
+    """Does the data hold MaMuJoCo reference-mode vectors (a card without ``obs_mode``
+    predates the local mode: reference, as :func:`~omiga_pl.envs.mamujoco.mamujoco_options`
+    reads it)?"""
+    return family == "mamujoco" and card.get("obs_mode", "reference") == "reference"
+
+
 def resolve_obs_normalization(mode: str, family: str, card: Mapping[str, Any]) -> str:
     """``data.obs_normalization`` as it runs: ``auto`` is ``standardize`` on MaMuJoCo
     reference-mode data (measured: docs/algorithms/policies.md) and ``none`` elsewhere (not
@@ -70,8 +76,7 @@ def resolve_obs_normalization(mode: str, family: str, card: Mapping[str, Any]) -
         )
     if mode != "auto":
         return mode
-    reference_mode = family == "mamujoco" and card.get("obs_mode", "reference") == "reference"
-    return "standardize" if reference_mode else "none"
+    return "standardize" if is_reference_mode(family, card) else "none"
 
 
 @dataclasses.dataclass
@@ -175,7 +180,7 @@ def fit_normalizer(
     """The normaliser of a dataset's rows: observations [R, N, O], states [R, S] or None
     (then a state is the concatenated observations); ``card`` picks the kind (module doc)."""
     n_agents = observations.shape[1]
-    if card.get("env_family") == "mamujoco" and card.get("obs_mode", "reference") == "reference":
+    if is_reference_mode(card.get("env_family"), card):
         mean, std = _mean_std(_decoded_rows(path, observations))
         if states is not None and states.shape[-1] != observations.shape[1] * observations.shape[2]:
             raise DatasetError(
