@@ -85,6 +85,11 @@ def test_data_that_is_not_reference_encoded_is_refused_with_the_file_and_field()
         fit_normalizer("odd.h5", obs, None, REFERENCE_CARD)
     with pytest.raises(DatasetError, match=r"one\.h5: field 'observations': .*>= 2 agents"):
         fit_normalizer("one.h5", obs[:, :1], None, REFERENCE_CARD)
+    z = reference_observations(np.random.default_rng(1).normal(size=(20, 11)), 3)
+    with pytest.raises(
+        DatasetError, match=r"states\.h5: field 'states': .*concatenated \(42 values\), found 11"
+    ):
+        fit_normalizer("states.h5", z, np.zeros((20, 11), dtype=np.float32), REFERENCE_CARD)
 
 
 def test_auto_resolves_by_the_data():
