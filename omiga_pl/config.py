@@ -39,6 +39,11 @@ class DataConfig:
     # SMAC-reference quirk: replace each step's reward by the episode's undiscounted
     # reward-to-go before training. Off by default (step rewards).
     reward_to_go: bool = False
+    # Every reward is multiplied by this at load (after reward_to_go), so TD targets, Q and
+    # V scale by it; with algo.alpha scaled alike the advantage weights exp(w (Q - V) / alpha)
+    # are the same at the critics' fixed point (what changes is how often algo.grad_clip
+    # bites). 1.0 (default): as stored, the reference. Evaluation returns are the env's.
+    reward_scale: float = 1.0
     # Observations and states the networks see: "none" (as stored, the OMIGA reference),
     # "standardize" (each feature standardised with the dataset's mean and std at load, the
     # evaluation env mapped the same way, as D4RL / CORL; MaMuJoCo reference-mode vectors,
@@ -321,9 +326,10 @@ def _check_values(config: DictConfig) -> None:
         "log.checkpoint_every": config.log.checkpoint_every,
         "eval.every": config.eval.every,
         "eval.episodes": config.eval.episodes,
+        "data.reward_scale": config.data.reward_scale,
     }
     for key, value in positive.items():
-        if value <= 0:
+        if not value > 0 or value == float("inf"):  # also refuses nan and inf
             raise ConfigError(f"config: key '{key}': expected a positive value, found {value}")
     optional_positive = {
         "threads": config.threads,

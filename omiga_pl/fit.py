@@ -125,6 +125,7 @@ def datamodule_args(datamodule: OfflineMARLDataModule) -> dict[str, Any]:
         "storage_on_device",
         "env_spec",
         "obs_normalization",
+        "reward_scale",
     )
     return {key: getattr(datamodule, key) for key in keys}
 
@@ -334,6 +335,7 @@ def run(
         storage_on_device=config.data.storage_on_device,
         env_spec=spec,
         obs_normalization=resolve_obs_normalization(config.data.obs_normalization, family, card),
+        reward_scale=config.data.reward_scale,
     )
     if config.seeds:
         from omiga_pl import ensemble

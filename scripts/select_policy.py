@@ -114,6 +114,38 @@ VARIANTS: dict[str, list[str]] = {
         "algo.policy_lr_schedule=cosine",
         "data.obs_normalization=standardize",
     ],
+    # The default with rewards x0.1 and alpha 1: the same advantage weights at the critics'
+    # fixed point as alpha 10 on raw rewards (z = w (Q - V) / alpha); the gradients the
+    # clip (algo.grad_clip 1.0) sees are 10x smaller.
+    "gtm_param_cos_std_rs01": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+        "data.reward_scale=0.1",
+        "algo.alpha=1",
+    ],
+    # The default with target nets 4x faster (tau 0.02; the reference's 0.005 lets each
+    # bootstrap take ~200 updates, so the critics are far from their fixed point at 20k).
+    "gtm_param_cos_std_tau02": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+        "algo.tau=0.02",
+    ],
+    # The same with a stronger advantage weighting (alpha 3), on critics near their fixed point.
+    "gtm_param_cos_std_tau02_a3": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+        "algo.tau=0.02",
+        "algo.alpha=3",
+    ],
     # The reference preset on standardised observations (only the observations changed).
     "reference_std": [
         "algo.name=omiga",

@@ -163,6 +163,10 @@ def test_a_changed_policy_file_is_refused(policies, tmp_path) -> None:
     assert not (tmp_path / "x.h5").exists()
 
 
+# Scenario of each bundled directory -> the prefix its name starts with.
+BUNDLED_SCENARIOS = {"Hopper-3x1": "hopper_3x1_", "HalfCheetah-6x1": "halfcheetah_6x1_"}
+
+
 @pytest.mark.parametrize(
     "policy_dir", sorted((ROOT / "data" / "policies").glob("*/card.json")), ids=lambda p: p.parent.name
 )
@@ -170,26 +174,37 @@ def test_bundled_policy_directories_load(policy_dir: Path) -> None:
     from omiga_pl.generate.bundled import read_policy_card
 
     card = read_policy_card(policy_dir.parent)  # every file's sha256 against the card
-    assert (
-        card["scenario"] == "Hopper-3x1"
-        and card["reference_returns"]["expert"] > card["reference_returns"]["random"]
+    assert card["scenario"] in BUNDLED_SCENARIOS and policy_dir.parent.name.startswith(
+        BUNDLED_SCENARIOS[card["scenario"]]
     )
+    assert card["reference_returns"]["expert"] > card["reference_returns"]["random"]
     assert all(s["weight"] > 0 for s in card["schedule"])
     for segment in card["schedule"]:
         if segment["policy"] is not None:
             actor = NumpyActor.load(policy_dir.parent / segment["policy"])
-            actions = np.tanh(actor.pre_tanh(np.zeros((4, 11))))
+            actions = np.tanh(actor.pre_tanh(np.zeros((4, actor.obs_mean.shape[-1]))))
             assert actions.shape == (4, card["action_dim"]) and np.isfinite(actions).all()
 
 
-@pytest.mark.parametrize("level", ["expert", "medium"])
-def test_bundled_hopper_policies_sample_the_returns_their_cards_record(level: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hopper_3x1_td3_expert",
+        "hopper_3x1_td3_medium",
+        "halfcheetah_6x1_td3_expert",
+        "halfcheetah_6x1_td3_medium",
+    ],
+)
+def test_bundled_policies_sample_the_returns_their_cards_record(name: str, tmp_path: Path) -> None:
     """The shipped actors, sampled by the generator as the cards say, return what the card
-    recorded when they were exported (expert ~2990, medium ~930 over 10 episodes)."""
-    policy = ROOT / "data" / "policies" / f"hopper_3x1_td3_{level}"
-    recorded = json.loads((policy / "card.json").read_text())["sampled_return"]["mean"]
-    out = tmp_path / f"{level}.h5"
+    recorded when they were exported (over 10 episodes: Hopper expert ~2990, medium ~930;
+    HalfCheetah expert ~9310, medium ~3330)."""
+    policy = ROOT / "data" / "policies" / name
+    recorded = json.loads((policy / "card.json").read_text())
+    out = tmp_path / f"{name}.h5"
     run([*GENERATE, "--policy", str(policy), "--transitions", "1000", "--out", str(out)], ROOT)
     card = read_card(out)
-    assert card["n_transitions"] >= 1000 and card["quality"] == level
-    assert 0.8 * recorded < card["return_mean"] < 1.2 * recorded, (card["return_mean"], recorded)
+    assert card["n_transitions"] >= 1000 and card["quality"] == recorded["level"]
+    assert card["scenario"] == recorded["scenario"]
+    mean = recorded["sampled_return"]["mean"]
+    assert 0.8 * mean < card["return_mean"] < 1.2 * mean, (card["return_mean"], mean)

@@ -66,6 +66,7 @@ class OfflineMARLDataModule(L.LightningDataModule):
         batch_size: transitions per update and rank.
         seed: base seed of the sampler (mixed with rank and update index).
         use_reward_to_go: the SMAC reference's reward rewrite (see omiga-spec.md).
+        reward_scale: every reward is multiplied by it at load (after ``use_reward_to_go``).
         storage_on_device: keep the dataset on the accelerator and gather there.
         env_spec: when given, the dataset is checked against it on load.
         obs_normalization: ``none`` (observations and states as stored) or ``standardize``
@@ -84,8 +85,12 @@ class OfflineMARLDataModule(L.LightningDataModule):
         storage_on_device: bool = True,
         env_spec: EnvSpec | None = None,
         obs_normalization: str = "none",
+        reward_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not reward_scale > 0 or reward_scale == float("inf"):
+            raise ValueError(f"reward_scale: expected a positive finite number, found {reward_scale!r}")
+        self.reward_scale = float(reward_scale)
         if obs_normalization not in ("none", "standardize"):
             raise ValueError(
                 f"obs_normalization: expected 'none' or 'standardize', found {obs_normalization!r}"
@@ -119,7 +124,7 @@ class OfflineMARLDataModule(L.LightningDataModule):
                 data.observations = normalize_rows(self.normalizer, data.observations)
                 if data.states is not None:
                     data.states = normalize_rows(self.normalizer, data.states, states=True)
-            self.storage = TransitionStorage(data, self.use_reward_to_go)
+            self.storage = TransitionStorage(data, self.use_reward_to_go, self.reward_scale)
             self.load_seconds = time.perf_counter() - start
         return self.storage
 
@@ -162,6 +167,7 @@ class OfflineMARLDataModule(L.LightningDataModule):
             "batch_size": self.batch_size,
             "n_transitions": storage.n_transitions,
             "use_reward_to_go": self.use_reward_to_go,
+            "reward_scale": self.reward_scale,
             "obs_normalization": self.obs_normalization,
             # For the record (a policy acts on observations mapped this way); refitted on load.
             "normalizer": None if self.normalizer is None else self.normalizer.as_dict(),
@@ -187,6 +193,7 @@ class OfflineMARLDataModule(L.LightningDataModule):
             "n_transitions": storage.n_transitions,
             "batch_size": self.batch_size,
             "use_reward_to_go": self.use_reward_to_go,
+            "reward_scale": self.reward_scale,
             "obs_normalization": self.obs_normalization,
         }
         for key, value in current.items():

@@ -37,7 +37,9 @@ class TransitionStorage:
     episode_ends [T] bool, True at each episode's last transition.
     """
 
-    def __init__(self, data: EpisodeDataset, use_reward_to_go: bool = False) -> None:
+    def __init__(
+        self, data: EpisodeDataset, use_reward_to_go: bool = False, reward_scale: float = 1.0
+    ) -> None:
         self.dims = data.dims
         self.n_transitions = data.n_transitions
         self.rows = torch.from_numpy(data.transition_rows())
@@ -54,6 +56,8 @@ class TransitionStorage:
         rewards = data.rewards.astype(np.float32, copy=False)
         if use_reward_to_go:
             rewards = reward_to_go(rewards, data.episode_lengths)
+        if reward_scale != 1.0:  # a new array: the dataset's own stays as read
+            rewards = rewards * np.float32(reward_scale)
         self.rewards = torch.from_numpy(rewards)
         self.masks = torch.from_numpy((~data.terminations).astype(np.float32))
         episode_ends = np.zeros(self.n_transitions, dtype=bool)
