@@ -101,9 +101,14 @@ def check_resume_compatible(path: str, saved: dict[str, Any], current: DictConfi
             continue
         if flat_saved.get(key) != flat_now.get(key):
             raise CheckpointError(
-                f"{path}: config key '{key}' was {flat_saved.get(key)!r} in the checkpoint but is "
-                f"{flat_now.get(key)!r} now; a resumed run must train the same thing"
+                f"{path}: config key '{key}' was {_shown(flat_saved.get(key))} in the checkpoint but is "
+                f"{_shown(flat_now.get(key))} now; a resumed run must train the same thing"
             )
+
+
+def _shown(value: Any) -> str:
+    """A config value as the message shows it: None in YAML's spelling (null: picked by the run)."""
+    return "null" if value is None else repr(value)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

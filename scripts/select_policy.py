@@ -146,6 +146,24 @@ VARIANTS: dict[str, list[str]] = {
         "algo.tau=0.02",
         "algo.alpha=3",
     ],
+    # Alpha 3 with the reference's tau, and with tau 0.01 (tau 0.02 diverged on medium-replay).
+    "gtm_param_cos_std_a3": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+        "algo.alpha=3",
+    ],
+    "gtm_param_cos_std_tau01_a3": [
+        "algo.name=omiga",
+        *_GTM,
+        "algo.policy_log_std=param",
+        "algo.policy_lr_schedule=cosine",
+        "data.obs_normalization=standardize",
+        "algo.tau=0.01",
+        "algo.alpha=3",
+    ],
     # The reference preset on standardised observations (only the observations changed).
     "reference_std": [
         "algo.name=omiga",
@@ -160,7 +178,12 @@ VARIANTS: dict[str, list[str]] = {
 # Likewise a variant that names no observation map sees them as stored (the default is now
 # "auto", standardize on MaMuJoCo reference-mode data), so the defaults are now
 # `gtm_param_cos_std` (OMIGA) and `bc_gtm_param_cos_std` (BC).
+# And an OMIGA variant that names no alpha / tau runs the reference's 10 / 0.005 (today's
+# defaults too; pinned so that the variants keep their meaning if the defaults change).
 for _overrides in VARIANTS.values():
+    for key, value in (("algo.alpha", "10"), ("algo.tau", "0.005")):
+        if "algo.name=omiga" in _overrides and not any(item.startswith(f"{key}=") for item in _overrides):
+            _overrides.append(f"{key}={value}")
     if not any(item.startswith("algo.policy_lr_schedule=") for item in _overrides):
         _overrides.append("algo.policy_lr_schedule=constant")
     if not any(item.startswith("data.obs_normalization=") for item in _overrides):

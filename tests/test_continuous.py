@@ -70,9 +70,10 @@ def test_clamps_are_respected_and_act_is_tanh_of_clamped_mean():
 
 
 def continuous_module(**algo) -> OmigaModule:
-    """The reference's policy (tanh-Gaussian, state-dependent log-std) unless overridden."""
+    """The reference's policy (tanh-Gaussian, state-dependent log-std), alpha and tau unless
+    overridden."""
     dims = dict(n_agents=2, obs_dim=3, state_dim=6, action_type="continuous", action_dim=1)
-    algo = {"policy": "tanh_gaussian", "policy_log_std": "state", **algo}
+    algo = {"policy": "tanh_gaussian", "policy_log_std": "state", "alpha": 10.0, "tau": 0.005, **algo}
     return OmigaModule(dims, asdict(AlgoConfig(hidden_sizes=[8, 8], mixer_hidden=4, **algo)))
 
 
