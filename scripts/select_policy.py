@@ -41,6 +41,14 @@ LEVELS = {
 
 _REF = ["algo.policy=tanh_gaussian", "algo.policy_log_std=state", "algo.action_eps=1e-7"]
 _GTM = ["algo.policy=gaussian_tanh_mean"]
+# The default policy and its rate schedule on standardised observations (the `_std` variants).
+_POLICY_STD = [
+    *_GTM,
+    "algo.policy_log_std=param",
+    "algo.policy_lr_schedule=cosine",
+    "data.obs_normalization=standardize",
+]
+_OMIGA_STD = ["algo.name=omiga", *_POLICY_STD]
 VARIANTS: dict[str, list[str]] = {
     # The reference's computation (conf/presets/reference.yaml).
     "reference": ["algo.name=omiga", *_REF, "algo.policy_weight_cap=0"],
@@ -90,80 +98,22 @@ VARIANTS: dict[str, list[str]] = {
     "bc_gtm_param": ["algo.name=bc", *_GTM, "algo.policy_log_std=param"],
     # The default policy on observations standardised per feature with the dataset's
     # statistics, reference-mode vectors decoded first (data.obs_normalization=standardize).
-    "gtm_param_cos_std": [
-        "algo.name=omiga",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-    ],
-    "bc_gtm_param_cos_std": [
-        "algo.name=bc",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-    ],
+    "gtm_param_cos_std": [*_OMIGA_STD],
+    "bc_gtm_param_cos_std": ["algo.name=bc", *_POLICY_STD],
     # The same with a stronger advantage weighting (alpha 1, weights capped at 100).
-    "gtm_param_a1c100_cos_std": [
-        "algo.name=omiga",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.alpha=1",
-        "algo.policy_weight_cap=100",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-    ],
+    "gtm_param_a1c100_cos_std": [*_OMIGA_STD, "algo.alpha=1", "algo.policy_weight_cap=100"],
     # The default with rewards x0.1 and alpha 1: the same advantage weights at the critics'
     # fixed point as alpha 10 on raw rewards (z = w (Q - V) / alpha); the gradients the
     # clip (algo.grad_clip 1.0) sees are 10x smaller.
-    "gtm_param_cos_std_rs01": [
-        "algo.name=omiga",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-        "data.reward_scale=0.1",
-        "algo.alpha=1",
-    ],
+    "gtm_param_cos_std_rs01": [*_OMIGA_STD, "data.reward_scale=0.1", "algo.alpha=1"],
     # The default with target nets 4x faster (tau 0.02; the reference's 0.005 lets each
     # bootstrap take ~200 updates, so the critics are far from their fixed point at 20k).
-    "gtm_param_cos_std_tau02": [
-        "algo.name=omiga",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-        "algo.tau=0.02",
-    ],
+    "gtm_param_cos_std_tau02": [*_OMIGA_STD, "algo.tau=0.02"],
     # The same with a stronger advantage weighting (alpha 3), on critics near their fixed point.
-    "gtm_param_cos_std_tau02_a3": [
-        "algo.name=omiga",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-        "algo.tau=0.02",
-        "algo.alpha=3",
-    ],
+    "gtm_param_cos_std_tau02_a3": [*_OMIGA_STD, "algo.tau=0.02", "algo.alpha=3"],
     # Alpha 3 with the reference's tau, and with tau 0.01 (tau 0.02 diverged on medium-replay).
-    "gtm_param_cos_std_a3": [
-        "algo.name=omiga",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-        "algo.alpha=3",
-    ],
-    "gtm_param_cos_std_tau01_a3": [
-        "algo.name=omiga",
-        *_GTM,
-        "algo.policy_log_std=param",
-        "algo.policy_lr_schedule=cosine",
-        "data.obs_normalization=standardize",
-        "algo.tau=0.01",
-        "algo.alpha=3",
-    ],
+    "gtm_param_cos_std_a3": [*_OMIGA_STD, "algo.alpha=3"],
+    "gtm_param_cos_std_tau01_a3": [*_OMIGA_STD, "algo.tau=0.01", "algo.alpha=3"],
     # The reference preset on standardised observations (only the observations changed).
     "reference_std": [
         "algo.name=omiga",
