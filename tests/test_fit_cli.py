@@ -14,8 +14,11 @@ from conftest import fit_in as fit
 from conftest import load_checkpoint as load
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from omiga_pl.config import load_config, to_container
 from omiga_pl.data.formats.native import write_native
+from omiga_pl.errors import CheckpointError
 from omiga_pl.fit import main
+from omiga_pl.resume import check_resume_compatible
 
 
 def test_cli_run_writes_scalars_checkpoints_and_config(tmp_path, smax_3m_file):
@@ -83,6 +86,21 @@ def test_resume_refuses_a_changed_algorithm(tmp_path, smax_3m_file, capsys):
         f"omiga_pl.fit: error: {last}: config key 'algo.alpha' was 10.0 in the checkpoint but is "
         "3.0 now; a resumed run must train the same thing"
     ]
+
+
+def test_a_resume_refusal_spells_a_null_config_value_as_null():
+    """ICQ's actor_beta defaults to null (picked by action type): a resume that sets it is
+    refused, and the message shows the saved value as YAML does."""
+    conf = [ROOT / "conf" / "smac.yaml"]
+    saved = to_container(load_config(conf, ["algo.name=icq"]))
+    assert saved["algo"]["actor_beta"] is None
+    now = load_config(conf, ["algo.name=icq", "algo.actor_beta=0.1"])
+    with pytest.raises(CheckpointError) as caught:
+        check_resume_compatible("run.ckpt", saved, now)
+    assert str(caught.value) == (
+        "run.ckpt: config key 'algo.actor_beta' was null in the checkpoint but is 0.1 now; "
+        "a resumed run must train the same thing"
+    )
 
 
 def error_of(capsys) -> str:
