@@ -90,9 +90,14 @@ def lightning_loop(
     warmup: int,
     log_every: int = 100,
     precision: str = "32-true",
+    compile_mode: str | None = None,
 ) -> float:
-    """Updates/s of ``Trainer.fit`` on ``module`` and the data (after ``warmup`` updates)."""
+    """Updates/s of ``Trainer.fit`` on ``module`` and the data (after ``warmup`` updates;
+    compilation happens within them). ``compile_mode``: what ``compile=`` does in
+    ``omiga_pl.fit``, ``torch.compile`` of the update's forward and backward."""
     module.log_every = log_every
+    if compile_mode:
+        module.compute_losses = torch.compile(module.compute_losses, mode=compile_mode)
     timer = _Timer(warmup)
     trainer = L.Trainer(
         accelerator="cpu",

@@ -9,10 +9,17 @@ Lightning fit loop, same shapes, same threads, in one process (issue 13, item 2)
   ``clip_grad_norm_`` each; Polyak averaging parameter by parameter with
   ``target.data.copy_(tau * p.data + (1 - tau) * target.data)``. The networks and the
   loss formulas are omiga_pl's own (the same maths), so only the driver differs.
+* **reference as written**: the reference's own code path, structure for structure
+  (``reference_omiga.py``): for discrete actions SMAC's (nested-list episodes converted
+  item by item in a ``DataLoader``, every net called once per agent, Polyak of the whole
+  model), for continuous MaMuJoCo's (eight float64 fields converted per step, 3-D inputs,
+  per-step diagnostics). Its losses equal omiga_pl's (tests/test_reference_step.py).
 * **plain**: the module's ``compute_losses`` -> one backward -> per-group clipping ->
   Adam -> Polyak, in a hand-written loop over the data module's storage.
 * **lightning**: ``Trainer.fit`` on the module and the data module (what ``omiga_pl.fit``
-  runs), logging every ``--log-every`` updates.
+  runs), logging every ``--log-every`` updates; with ``--fast`` also under
+  ``conf/presets/fast.yaml`` (compiled update, fused Adam; with ``--bf16`` also in
+  bf16-mixed).
 
 Runs alternate (reference, plain, lightning, reference, ...) so that machine noise hits
 all alike; medians and their ratios are printed, with the CPU's matrix flags and the
@@ -20,6 +27,7 @@ fp32 / bf16-mixed ratio of the Lightning loop (``--bf16``).
 
     python benchmarks/single_run.py                                  # 5m_vs_6m and Hopper-3x1
     python benchmarks/single_run.py --shapes Hopper-3x1 --steps 300 --threads 1 --bf16
+    python benchmarks/single_run.py --steps 300 --repeats 3 --bf16 --fused-adam --fast
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import build_module, lightning_loop, machine_summary, plain_loop  # noqa: E402
+from reference_omiga import as_written_loop, reference_as_written  # noqa: E402
 from throughput import synthetic_file  # noqa: E402
 
 from omiga_pl.algos.omiga import OmigaModule  # noqa: E402
@@ -148,13 +157,21 @@ def time_shape(name: str, args: argparse.Namespace, tmp: Path) -> None:
         print(f"[{name}] torch.compile (default mode) took {time.perf_counter() - start:.0f}s")
     steps, warmup = args.steps, args.warmup
 
-    def lightning(adam_impl: str = "torch", precision: str = "32-true") -> float:
+    def lightning(
+        adam_impl: str = "foreach", precision: str = "32-true", compile_mode: str | None = None
+    ) -> float:
+        # foreach Adam: the module's default (torch's own default is the for-loop on CPU).
         module = build_module(datamodule, adam_impl=adam_impl)
-        return lightning_loop(module, datamodule, steps, warmup, args.log_every, precision=precision)
+        return lightning_loop(
+            module, datamodule, steps, warmup, args.log_every, precision=precision, compile_mode=compile_mode
+        )
 
     # label -> one timed run (a fresh module each time, except the compiled one).
     loops: dict[str, Callable[[], float]] = {
         "reference": lambda: reference_loop(build_module(datamodule), replay, 128, steps, warmup),
+        "reference as written": lambda: as_written_loop(
+            reference_as_written(datamodule.load(), build_module(datamodule).cfg), steps, warmup
+        ),
         "plain": lambda: plain_loop(build_module(datamodule), datamodule, steps, warmup),
         "lightning": lightning,
     }
@@ -168,6 +185,10 @@ def time_shape(name: str, args: argparse.Namespace, tmp: Path) -> None:
         loops["lightning bf16-mixed fused-adam"] = lambda: lightning("fused", "bf16-mixed")
     if compiled is not None:
         loops["plain compiled"] = lambda: plain_loop(compiled, datamodule, steps, warmup)
+    if args.fast:  # conf/presets/fast.yaml: compile=default, algo.adam_impl=fused
+        loops["lightning fast"] = lambda: lightning("fused", compile_mode="default")
+        if args.bf16:
+            loops["lightning fast bf16-mixed"] = lambda: lightning("fused", "bf16-mixed", "default")
     runs: dict[str, list[float]] = {key: [] for key in loops}
     for _ in range(args.repeats):  # alternating, so a slow spell of the machine hits every loop
         for key, loop in loops.items():
@@ -181,6 +202,11 @@ def time_shape(name: str, args: argparse.Namespace, tmp: Path) -> None:
         f"lightning / plain {median['lightning'] / median['plain']:.2f}x, "
         f"plain / reference {median['plain'] / median['reference']:.2f}x"
     )
+    written = median["reference as written"]
+    print(
+        f"[{name}] lightning / reference as written {median['lightning'] / written:.2f}x, "
+        f"reference / reference as written {median['reference'] / written:.2f}x"
+    )
     if args.bf16:
         print(
             f"[{name}] bf16-mixed / fp32 (lightning) "
@@ -189,9 +215,18 @@ def time_shape(name: str, args: argparse.Namespace, tmp: Path) -> None:
     for key in ("plain fused-adam", "plain compiled"):
         if key in median:
             print(f"[{name}] {key} / plain {median[key] / median['plain']:.2f}x")
-    for key in ("lightning bf16-mixed", "lightning bf16-mixed fused-adam"):
+    for key in (
+        "lightning bf16-mixed",
+        "lightning bf16-mixed fused-adam",
+        "lightning fast",
+        "lightning fast bf16-mixed",
+    ):
         if key in median:
-            print(f"[{name}] {key} / reference {median[key] / median['reference']:.2f}x")
+            print(
+                f"[{name}] {key} / reference {median[key] / median['reference']:.2f}x, "
+                f"/ reference as written {median[key] / written:.2f}x, "
+                f"/ lightning {median[key] / median['lightning']:.2f}x"
+            )
     print(f"[{name}] runs: { {k: [round(x, 1) for x in v] for k, v in runs.items()} }")
 
 
@@ -208,6 +243,11 @@ def main() -> None:
         "--compile", action="store_true", help="also time the plain loop with compute_losses torch.compile'd"
     )
     parser.add_argument("--fused-adam", action="store_true", help="also time the plain loop with fused Adam")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="also time the Lightning loop under conf/presets/fast.yaml (compiled update, fused Adam)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine_summary())
