@@ -13,10 +13,12 @@ batched matmul.
 Shapes: K = members. Stacked parameters [K, *shape]; an ensemble batch holds [K, B, ...]
 tensors (member k's batch at index k); losses and scalars come back [K].
 
-Ensembles cover the algorithms whose losses draw no training noise (``omiga``,
-``omiga_local``, ``bc``, ``icq``): a ``torch.Generator`` draw cannot run inside
-``vmap``, so CQL, BCQ and OMAR (which sample actions or latents every update) are
-refused with one error (``ENSEMBLE_ALGORITHMS``); run their seeds as separate runs.
+Every registered algorithm runs as an ensemble, those that draw training noise too (CQL's
+proposal actions, BCQ's latents, OMAR's search): a ``torch.Generator`` draw cannot run
+inside ``vmap``, so the algorithms draw through a noise source (omiga_pl/noise.py). The
+ensemble records once which draws an update makes (kind, shape, dtype), then every update
+makes member k's draws outside ``vmap`` from member k's own generator (the single-seed
+run's: seed, rank and update index), stacks them [K, ...] and replays them inside.
 
 On CPU a member's update is bit for bit its single-seed run's (tests/test_ensemble.py):
 every ``nn.Linear`` runs per member there (:class:`_PerMemberLinear`; batched matmuls
@@ -37,13 +39,21 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
-from omiga_pl.algos.base import OfflineAlgorithm, configure_adam, scheduled_steps, step_lr_schedule
+from omiga_pl.algos import ALGORITHMS
+from omiga_pl.algos.base import (
+    OfflineAlgorithm,
+    configure_adam,
+    noise_seed,
+    scheduled_steps,
+    step_lr_schedule,
+)
 from omiga_pl.algos.scalars import IntervalMeans
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.datamodule import IndexStream, OfflineMARLDataModule, sample_indices
 from omiga_pl.errors import ConfigError
+from omiga_pl.noise import Draw, GeneratorNoise, RecordingNoise, ReplayedNoise, draw_all
 
-ENSEMBLE_ALGORITHMS = ("omiga", "omiga_local", "bc", "icq")
+ENSEMBLE_ALGORITHMS = tuple(ALGORITHMS)
 INTERVAL_KEY = "omiga_pl_ensemble_scalars"
 
 
@@ -55,8 +65,8 @@ def check_ensemble_config(name: str, seeds: Sequence[int]) -> None:
         raise ConfigError(f"config: key 'seeds': expected distinct seeds, found {list(seeds)}")
     if name not in ENSEMBLE_ALGORITHMS:
         raise ConfigError(
-            f"config: key 'seeds': seed ensembles support {list(ENSEMBLE_ALGORITHMS)} (losses that draw "
-            f"no training noise), not '{name}'; run its seeds as separate runs"
+            f"config: key 'seeds': seed ensembles support {list(ENSEMBLE_ALGORITHMS)}, not '{name}'; "
+            "run its seeds as separate runs"
         )
 
 
@@ -134,9 +144,14 @@ class _Losses(nn.Module):
         self.algorithm = algorithm
 
     def forward(
-        self, fields: dict[str, torch.Tensor]
+        self, fields: dict[str, torch.Tensor], noise: GeneratorNoise | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        losses = self.algorithm.compute_losses(Batch(**fields))
+        """The losses on ``fields``, drawing training noise from ``noise`` when given."""
+        self.algorithm.__dict__["noise_override"] = noise
+        try:
+            losses = self.algorithm.compute_losses(Batch(**fields))
+        finally:
+            self.algorithm.__dict__["noise_override"] = None
         return dict(losses.named), dict(losses.diagnostics)
 
 
@@ -188,7 +203,9 @@ class EnsembleModule(L.LightningModule):
         self.__dict__["_interval"] = None
         self._pending_interval: dict[str, Any] | None = None
         self.seed_loggers: list[Any] = []
-        self._vmapped = torch.func.vmap(self._member_losses, in_dims=(0, 0), randomness="error")
+        # The draws of an update (kind, shape, dtype), recorded once per batch layout.
+        self._draws: dict[tuple, list[Draw]] = {}
+        self._vmapped = torch.func.vmap(self._member_losses, in_dims=(0, 0, 0), randomness="error")
 
     # ------------------------------------------------------------------ the members
     def stacked(self) -> dict[str, torch.Tensor]:
@@ -197,9 +214,45 @@ class EnsembleModule(L.LightningModule):
         out.update({name: getattr(self, safe_name(name)) for name in self.buffer_names})
         return out
 
-    def _member_losses(self, tensors: dict[str, torch.Tensor], fields: dict[str, torch.Tensor]) -> Any:
+    def _member_losses(
+        self,
+        tensors: dict[str, torch.Tensor],
+        fields: dict[str, torch.Tensor],
+        noise: list[torch.Tensor],
+    ) -> Any:
+        """One member's losses (vmapped): its weights, its batch, its noise (one tensor per
+        draw of :attr:`_current_draws`)."""
         named = {f"algorithm.{name}": value for name, value in tensors.items()}
-        return torch.func.functional_call(self.template, named, (fields,))
+        source = ReplayedNoise(noise, self._current_draws)
+        return torch.func.functional_call(self.template, named, (fields, source))
+
+    def update_draws(self, batch: dict[str, torch.Tensor]) -> list[Draw]:
+        """The training-noise draws an update on ``batch``'s layout makes, found once by a
+        gradient-free pass of member 0 with a :class:`RecordingNoise`."""
+        key = tuple((name, tuple(value.shape[1:]), value.dtype) for name, value in batch.items())
+        if key not in self._draws:
+            recorder = RecordingNoise(next(iter(batch.values())).device)
+            named = {f"algorithm.{n}": v for n, v in member_slice(self.stacked(), 0).items()}
+            with torch.no_grad():
+                torch.func.functional_call(self.template, named, (member_slice(batch, 0), recorder))
+            self._draws[key] = recorder.draws
+        return self._draws[key]
+
+    def member_noise(self, draws: list[Draw], device: torch.device) -> list[torch.Tensor]:
+        """Every member's draws for this update, made as its single-seed run makes them
+        (:meth:`OfflineAlgorithm.noise_generator`), stacked: one [K, ...] tensor per draw."""
+        if not draws:
+            return []
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        per_member = [
+            draw_all(
+                GeneratorNoise(torch.Generator(device).manual_seed(noise_seed(seed, rank, self.global_step))),
+                draws,
+                device,
+            )
+            for seed in self.seeds
+        ]
+        return [torch.stack(tensors) for tensors in zip(*per_member)]
 
     def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:
         """Member ``index``'s weights (parameters and persistent buffers), as its own module's."""
@@ -218,7 +271,10 @@ class EnsembleModule(L.LightningModule):
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """All members' losses and diagnostics, each [K]."""
-        return self._vmapped(self.stacked(), batch)
+        draws = self.update_draws(batch)
+        noise = self.member_noise(draws, next(iter(batch.values())).device)
+        self.__dict__["_current_draws"] = draws
+        return self._vmapped(self.stacked(), batch, noise)
 
     def configure_optimizers(self) -> Any:
         groups = [

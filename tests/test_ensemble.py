@@ -66,6 +66,13 @@ CASES = [
     pytest.param("icq", "discrete", marks=pytest.mark.slow),
     pytest.param("omiga", "continuous", marks=pytest.mark.slow),
     pytest.param("bc", "continuous", marks=pytest.mark.slow),
+    # Algorithms that draw training noise every update (replayed into vmap, omiga_pl/noise.py).
+    ("cql", "continuous"),
+    pytest.param("bcq", "continuous", marks=pytest.mark.slow),
+    pytest.param("omar", "continuous", marks=pytest.mark.slow),
+    pytest.param("cql", "discrete", marks=pytest.mark.slow),
+    pytest.param("bcq", "discrete", marks=pytest.mark.slow),
+    pytest.param("omar", "discrete", marks=pytest.mark.slow),
 ]
 
 
@@ -81,12 +88,12 @@ def test_a_k_seed_run_equals_k_single_seed_runs(tmp_path, smax_3m_file, algo, ac
         single = load(tmp_path / f"single{seed}" / "checkpoints" / "last.ckpt")
         assert worst_difference(ensemble, single, index) <= 1e-5, (algo, seed)
     # The members really are different runs.
-    stacked = ensemble["state_dict"][f"params.{safe_name('policy.' + next(iter(_policy_keys(single))))}"]
-    assert not torch.equal(stacked[0], stacked[1])
-
-
-def _policy_keys(checkpoint: dict) -> list[str]:
-    return [k[len("policy.") :] for k in checkpoint["state_dict"] if k.startswith("policy.")]
+    differing = [
+        key
+        for key in single["state_dict"]
+        if not torch.equal(*ensemble["state_dict"][f"params.{safe_name(key)}"][:2])
+    ]
+    assert len(differing) > len(single["state_dict"]) // 2, differing
 
 
 def test_ensemble_run_directories_evaluation_and_exact_resume(tmp_path, smax_3m_file):
@@ -142,7 +149,6 @@ def test_ensemble_run_directories_evaluation_and_exact_resume(tmp_path, smax_3m_
     [
         ("seeds=[]", "non-empty list"),
         ("seeds=[1,1]", "distinct seeds"),
-        ("algo.name=cql", "not 'cql'"),
     ],
 )
 def test_bad_ensemble_configs_are_one_clear_error(override, message):

@@ -39,7 +39,7 @@ def sweep_file(tmp_path: Path, data: Path, algorithms: tuple[str, ...] = ("omiga
     return path
 
 
-def test_packing_groups_seeds_of_ensemble_algorithms_only(tmp_path, smax_3m_file):
+def test_packing_groups_the_seeds_of_each_algorithm(tmp_path, smax_3m_file):
     sweep = read_sweep(sweep_file(tmp_path, smax_3m_file))
     by_algorithm = {cell.algorithm: group_key(cell) for cell in sweep.cells}
     assert len({group_key(c) for c in sweep.cells}) == 2 == len(by_algorithm)
@@ -48,7 +48,9 @@ def test_packing_groups_seeds_of_ensemble_algorithms_only(tmp_path, smax_3m_file
     assert not should_pack(config, "auto")  # trainer.accelerator=cpu: side by side is faster
     tasks = make_tasks(sweep, sweep.cells, ExecutorOptions(pack_seeds="always"))
     sizes = sorted(len(task.cells) for task in tasks)
-    assert sizes == [1, 1, 1, 3]  # omiga's three seeds in one job; cql draws noise: one job each
+    # omiga's three seeds in one job, cql's in another (its training noise is replayed per member).
+    assert sizes == [3, 3]
+    assert {tuple(c.algorithm for c in task.cells) for task in tasks} == {("omiga",) * 3, ("cql",) * 3}
     assert [len(t.cells) for t in make_tasks(sweep, sweep.cells, ExecutorOptions())] == [1] * 6
 
 

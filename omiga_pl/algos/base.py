@@ -42,6 +42,7 @@ from omiga_pl.dims import ACTION_TYPES, ProblemDims
 from omiga_pl.errors import CheckpointError, ConfigError
 from omiga_pl.losses.common import NamedLosses
 from omiga_pl.nets.policy import LOG_STD_KINDS, POLICY_KINDS
+from omiga_pl.noise import GeneratorNoise
 
 ADAM_IMPLS = ("foreach", "fused", "for-loop")
 # Learning-rate schedules of the policy group (``algo.policy_lr_schedule``); "auto" is
@@ -354,6 +355,13 @@ class OfflineAlgorithm(L.LightningModule):
         what a straight run would, and the global torch RNG is never touched."""
         rank = self.trainer.global_rank if self._trainer is not None else 0
         return torch.Generator(device).manual_seed(noise_seed(self.seed, rank, self.global_step))
+
+    def noise(self, device: torch.device | str) -> GeneratorNoise:
+        """The source an update draws its training noise from (omiga_pl/noise.py):
+        this update's :meth:`noise_generator`, or what a seed ensemble has set in its place
+        (``noise_override``: a recording or a replay of the member's own draws)."""
+        override = self.__dict__.get("noise_override")
+        return override if override is not None else GeneratorNoise(self.noise_generator(device))
 
     # ------------------------------------------------------------------------- targets
     def add_target(self, name: str) -> nn.Module:

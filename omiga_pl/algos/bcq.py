@@ -59,6 +59,7 @@ from omiga_pl.nets import (
     build_mixer,
     prior_latents,
 )
+from omiga_pl.noise import GeneratorNoise
 
 # Acting draws its candidate latents from a generator with this seed on every call.
 ACT_SEED = 0
@@ -190,14 +191,12 @@ class BCQModule(OfflineAlgorithm):
     # ---------------------------------------------------------------------- continuous
     def continuous_losses(self, batch: Batch) -> NamedLosses:
         obs, actions, next_obs = batch.observations, batch.actions, batch.next_observations
-        gen = self.noise_generator(obs.device)
+        noise = self.noise(obs.device)
         latent = self.vae.latent_dim
         k = self.cfg.n_target_samples
-        posterior_noise = torch.randn(
-            (*actions.shape[:-1], latent), generator=gen, device=obs.device, dtype=obs.dtype
-        )
-        actor_latents = prior_latents((*actions.shape[:-1], latent), gen, obs.device, obs.dtype)
-        target_latents = prior_latents((k, *actions.shape[:-1], latent), gen, obs.device, obs.dtype)
+        posterior_noise = noise.normal((*actions.shape[:-1], latent), like=obs)
+        actor_latents = prior_latents((*actions.shape[:-1], latent), noise, obs)
+        target_latents = prior_latents((k, *actions.shape[:-1], latent), noise, obs)
 
         # VAE: reconstruct the dataset actions.
         reconstruction, latent_mean, latent_log_std = self.vae(obs, actions, posterior_noise)
@@ -249,9 +248,9 @@ class BCQModule(OfflineAlgorithm):
             allowed = bcq_allowed_actions(logits, avail_actions, self.cfg.tau_bcq)
             return filtered_argmax(self.q(observations), allowed)
         k, device = self.cfg.n_act_samples, observations.device
-        gen = torch.Generator(device=device).manual_seed(ACT_SEED)
+        fixed = GeneratorNoise(torch.Generator(device=device).manual_seed(ACT_SEED))
         obs_k = observations.expand(k, *observations.shape)
-        latents = prior_latents((*obs_k.shape[:-1], self.vae.latent_dim), gen, device, observations.dtype)
+        latents = prior_latents((*obs_k.shape[:-1], self.vae.latent_dim), fixed, observations)
         candidates = self.actor(obs_k, self.vae.decode(obs_k, latents))
         best = q_at_actions(self.q1, obs_k, candidates, True).argmax(dim=0)
         index = best.unsqueeze(0).unsqueeze(-1).expand(1, *candidates.shape[1:])

@@ -128,10 +128,10 @@ class CQLModule(OfflineAlgorithm):
         obs, states = batch.observations, batch.states
         b, n, a = batch.actions.shape
         k = self.cfg.cql_n_actions
-        gen = self.noise_generator(obs.device)
+        noise = self.noise(obs.device)
 
         def normal(*shape: int) -> torch.Tensor:
-            return torch.randn(shape, generator=gen, device=obs.device, dtype=obs.dtype)
+            return noise.normal(shape, like=obs)
 
         q_taken = q_at_actions(self.q, obs, batch.actions, continuous=True)
         q_total = self.mixer.mix(q_taken, states)
@@ -143,7 +143,7 @@ class CQLModule(OfflineAlgorithm):
             next_q = q_at_actions(self.q_target, batch.next_observations, next_pi[0], continuous=True)
             next_total = self.mixer_target.mix(next_q, batch.next_states)
             current_pi, current_log_pi = tanh_gaussian_sample(mean, log_std, normal(k, b, n, a))
-            uniform = torch.rand((k, b, n, a), generator=gen, device=obs.device, dtype=obs.dtype) * 2 - 1
+            uniform = noise.uniform((k, b, n, a), like=obs) * 2 - 1
             # Proposal log-densities: uniform on [-1, 1]^A, and the policy's own.
             uniform_log_density = torch.full((k, b, n), -a * math.log(2.0), device=obs.device)
             sampled = torch.cat([uniform, current_pi, next_pi[1:]])

@@ -126,12 +126,12 @@ class OmarModule(OfflineAlgorithm):
         obs, next_obs = batch.observations, batch.next_observations
         actions = batch.actions.to(obs.dtype)
         (b, n, a), k = actions.shape, cfg.cql_num_actions
-        gen = self.noise_generator(obs.device)
+        noise = self.noise(obs.device)
         policy_actions = self.policy(obs)
         with torch.no_grad():
             next_q1, next_q2 = self.q_target(torch.cat([next_obs, self.policy_target(next_obs)], -1))
-            uniform = torch.rand(b, k, n, a, generator=gen, device=obs.device, dtype=obs.dtype) * 2 - 1
-            normal = torch.randn(b, 2 * k, n, a, generator=gen, device=obs.device, dtype=obs.dtype)
+            uniform = noise.uniform((b, k, n, a), like=obs) * 2 - 1
+            normal = noise.normal((b, 2 * k, n, a), like=obs)
             proposals, log_density = cql_proposal_actions(
                 policy_actions.detach(), self.policy(next_obs), uniform, normal, cfg.cql_noise_std
             )
@@ -148,7 +148,7 @@ class OmarModule(OfflineAlgorithm):
                 return self.q.q1(torch.cat([search_obs, samples], -1)).squeeze(-1)
 
             shape = (cfg.omar_iters, b, cfg.omar_num_samples, n, a)
-            search_normal = torch.randn(shape, generator=gen, device=obs.device, dtype=obs.dtype)
+            search_normal = noise.normal(shape, like=obs)
             search_actions, search_q = zeroth_order_search(
                 q_fn,
                 search_normal,
