@@ -117,6 +117,37 @@ def test_updates_that_do_not_log_never_read_the_host(tmp_path, smax_3m_file, nam
     assert guarded == [1, 2, 4, 5]  # update 3 logs (global_step after it: 3)
 
 
+@pytest.mark.parametrize(
+    "name,action_type", [("omiga", "discrete"), ("cql", "continuous"), ("bcq", "continuous")]
+)
+def test_ensemble_updates_that_do_not_log_never_read_the_host(tmp_path, smax_3m_file, name, action_type):
+    """A 2-seed ensemble too, its members' noise drawn and replayed (CQL, BCQ) included."""
+    from omiga_pl.ensemble import EnsembleDataModule, EnsembleModule, build_members
+
+    path = smax_3m_file if action_type == "discrete" else HOPPER
+    seeds = [0, 1]
+    datamodule = EnsembleDataModule(path, batch_size=16, seeds=seeds)
+    storage = datamodule.load()
+    cls = algorithm_class(name)
+    config = asdict(cls.config_class(hidden_sizes=[16, 16]))
+    members = build_members(lambda seed: cls(storage.dims.as_dict(), config, log_every=3, seed=seed), seeds)
+    module = EnsembleModule(members, seeds, log_every=3)
+    guarded = guard_updates(module, datamodule)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=5,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert guarded == [1, 2, 4, 5]
+
+
 def test_the_guard_catches_a_host_read():
     with host_reads_raise(lambda tensor: False), pytest.raises(AssertionError, match="Tensor.item"):
         torch.ones(2).sum().item()
