@@ -78,6 +78,9 @@ class _Timer(L.Callback):
         self.warmup, self.start, self.end = warmup, 0.0, 0.0
 
     def on_train_batch_end(self, trainer, *args) -> None:
+        stamp = trainer.global_step == self.warmup or trainer.global_step == trainer.max_steps
+        if stamp and torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()  # queued kernels belong to the updates before the stamp
         if trainer.global_step == self.warmup:
             self.start = time.perf_counter()
         self.end = time.perf_counter()
@@ -91,6 +94,7 @@ def lightning_loop(
     log_every: int = 100,
     precision: str = "32-true",
     compile_mode: str | None = None,
+    accelerator: str = "cpu",
 ) -> float:
     """Updates/s of ``Trainer.fit`` on ``module`` and the data (after ``warmup`` updates;
     compilation happens within them). ``compile_mode``: what ``compile=`` does in
@@ -100,7 +104,7 @@ def lightning_loop(
         module.compute_losses = torch.compile(module.compute_losses, mode=compile_mode)
     timer = _Timer(warmup)
     trainer = L.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
         max_steps=warmup + steps,
         max_epochs=-1,
