@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -93,6 +94,27 @@ def guard_updates(module: L.LightningModule, datamodule: OfflineMARLDataModule) 
     return guarded
 
 
+def five_guarded_updates(
+    module: L.LightningModule, datamodule: OfflineMARLDataModule, logger: Any
+) -> list[int]:
+    """Fit ``module`` for 5 updates with every non-logging update guarded (:func:`guard_updates`,
+    ``log_every`` 3); returns the guarded updates (the global step after each)."""
+    guarded = guard_updates(module, datamodule)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=5,
+        max_epochs=-1,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return guarded
+
+
 @pytest.mark.parametrize("name,action_type", CASES)
 def test_updates_that_do_not_log_never_read_the_host(tmp_path, smax_3m_file, name, action_type):
     path = smax_3m_file if action_type == "discrete" else HOPPER
@@ -101,20 +123,8 @@ def test_updates_that_do_not_log_never_read_the_host(tmp_path, smax_3m_file, nam
     cls = algorithm_class(name)
     torch.manual_seed(0)
     module = cls(storage.dims.as_dict(), asdict(cls.config_class(hidden_sizes=[16, 16])), log_every=3)
-    guarded = guard_updates(module, datamodule)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=5,
-        max_epochs=-1,
-        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="run", version=""),
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, datamodule=datamodule)
-    assert guarded == [1, 2, 4, 5]  # update 3 logs (global_step after it: 3)
+    logger = L.pytorch.loggers.TensorBoardLogger(tmp_path, name="run", version="")
+    assert five_guarded_updates(module, datamodule, logger) == [1, 2, 4, 5]  # update 3 logs
 
 
 @pytest.mark.parametrize(
@@ -132,20 +142,7 @@ def test_ensemble_updates_that_do_not_log_never_read_the_host(tmp_path, smax_3m_
     config = asdict(cls.config_class(hidden_sizes=[16, 16]))
     members = build_members(lambda seed: cls(storage.dims.as_dict(), config, log_every=3, seed=seed), seeds)
     module = EnsembleModule(members, seeds, log_every=3)
-    guarded = guard_updates(module, datamodule)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=5,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, datamodule=datamodule)
-    assert guarded == [1, 2, 4, 5]
+    assert five_guarded_updates(module, datamodule, logger=False) == [1, 2, 4, 5]
 
 
 def test_the_guard_catches_a_host_read():
