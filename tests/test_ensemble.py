@@ -155,3 +155,24 @@ def test_bad_ensemble_configs_are_one_clear_error(override, message):
     overrides = [override] if override.startswith("seeds") else [override, "seeds=[0,1]"]
     with pytest.raises(ConfigError, match=message):
         load_config([SMAC], overrides)
+
+
+@pytest.mark.slow
+def test_an_ensemble_that_draws_noise_resumes_exactly(tmp_path):
+    """CQL on continuous data (its members' noise replayed into vmap): resuming mid-run
+    draws every member's noise as the straight run did, so the weights end identical."""
+    common = [
+        "algo.name=cql",
+        "trainer.max_steps=20",
+        "log.log_every=5",
+        "log.checkpoint_every=10",
+        "eval.enabled=false",
+        "seeds=[2,7]",
+    ]
+    assert fit(tmp_path, MAMUJOCO, HOPPER, *common, "log.run_name=straight") == 0
+    resume = tmp_path / "straight" / "checkpoints" / "step=10.ckpt"
+    assert fit(tmp_path, MAMUJOCO, HOPPER, *common, "log.run_name=resumed", resume=resume) == 0
+    a, b = (load(tmp_path / name / "checkpoints" / "last.ckpt") for name in ("straight", "resumed"))
+    assert a["global_step"] == b["global_step"] == 20
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
