@@ -51,7 +51,7 @@ from omiga_pl.algos.scalars import IntervalMeans
 from omiga_pl.data.batch import Batch
 from omiga_pl.data.datamodule import IndexStream, OfflineMARLDataModule, sample_indices
 from omiga_pl.errors import ConfigError
-from omiga_pl.noise import Draw, GeneratorNoise, RecordingNoise, ReplayedNoise, draw_all
+from omiga_pl.noise import Draw, GeneratorNoise, NoiseSource, RecordingNoise, ReplayedNoise, draw_all
 
 ENSEMBLE_ALGORITHMS = tuple(ALGORITHMS)
 INTERVAL_KEY = "omiga_pl_ensemble_scalars"
@@ -144,7 +144,7 @@ class _Losses(nn.Module):
         self.algorithm = algorithm
 
     def forward(
-        self, fields: dict[str, torch.Tensor], noise: GeneratorNoise | None = None
+        self, fields: dict[str, torch.Tensor], noise: NoiseSource | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The losses on ``fields``, drawing training noise from ``noise`` when given."""
         self.algorithm.__dict__["noise_override"] = noise

@@ -25,15 +25,12 @@ KINDS = ("normal", "uniform")
 Draw = tuple[str, tuple[int, ...], torch.dtype]
 
 
-class GeneratorNoise:
-    """Standard normals and uniforms on [0, 1) from ``generator``."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self.generator = generator
+class NoiseSource:
+    """What an update draws from: ``normal`` and ``uniform``, both through :meth:`draw`."""
 
     def draw(self, kind: str, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        sample = torch.randn if kind == "normal" else torch.rand
-        return sample(tuple(shape), generator=self.generator, device=device, dtype=dtype)
+        """One draw of ``kind`` (one of :data:`KINDS`): a tensor of ``shape``."""
+        raise NotImplementedError
 
     def normal(self, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
         """Standard normal noise of ``shape`` on ``like``'s device and dtype."""
@@ -42,6 +39,19 @@ class GeneratorNoise:
     def uniform(self, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
         """Uniform noise on [0, 1) of ``shape`` on ``like``'s device and dtype."""
         return self.draw("uniform", shape, like.device, like.dtype)
+
+
+class GeneratorNoise(NoiseSource):
+    """Standard normals and uniforms on [0, 1) from ``generator``."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def draw(self, kind: str, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if kind not in KINDS:
+            raise ValueError(f"noise kind: expected one of {KINDS}, found {kind!r}")
+        sample = torch.randn if kind == "normal" else torch.rand
+        return sample(tuple(shape), generator=self.generator, device=device, dtype=dtype)
 
 
 class RecordingNoise(GeneratorNoise):
@@ -56,7 +66,7 @@ class RecordingNoise(GeneratorNoise):
         return super().draw(kind, shape, device, dtype)
 
 
-class ReplayedNoise(GeneratorNoise):
+class ReplayedNoise(NoiseSource):
     """The given tensors, in order; a draw of another kind or shape than recorded is an error."""
 
     def __init__(self, tensors: Sequence[torch.Tensor], draws: Sequence[Draw]) -> None:
@@ -74,6 +84,6 @@ class ReplayedNoise(GeneratorNoise):
         return self.tensors[self.index - 1]
 
 
-def draw_all(source: GeneratorNoise, draws: Sequence[Draw], device: torch.device) -> list[torch.Tensor]:
+def draw_all(source: NoiseSource, draws: Sequence[Draw], device: torch.device) -> list[torch.Tensor]:
     """``draws`` made from ``source`` in order: what an update running on ``source`` draws."""
     return [source.draw(kind, shape, device, dtype) for kind, shape, dtype in draws]

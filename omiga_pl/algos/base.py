@@ -42,7 +42,7 @@ from omiga_pl.dims import ACTION_TYPES, ProblemDims
 from omiga_pl.errors import CheckpointError, ConfigError
 from omiga_pl.losses.common import NamedLosses
 from omiga_pl.nets.policy import LOG_STD_KINDS, POLICY_KINDS
-from omiga_pl.noise import GeneratorNoise
+from omiga_pl.noise import GeneratorNoise, NoiseSource
 
 ADAM_IMPLS = ("foreach", "fused", "for-loop")
 # Learning-rate schedules of the policy group (``algo.policy_lr_schedule``); "auto" is
@@ -356,7 +356,7 @@ class OfflineAlgorithm(L.LightningModule):
         rank = self.trainer.global_rank if self._trainer is not None else 0
         return torch.Generator(device).manual_seed(noise_seed(self.seed, rank, self.global_step))
 
-    def noise(self, device: torch.device | str) -> GeneratorNoise:
+    def noise(self, device: torch.device | str) -> NoiseSource:
         """The source an update draws its training noise from (omiga_pl/noise.py):
         this update's :meth:`noise_generator`, or what a seed ensemble has set in its place
         (``noise_override``: a recording or a replay of the member's own draws)."""

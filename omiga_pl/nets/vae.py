@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from omiga_pl.nets.agent import AgentMLP
-from omiga_pl.noise import GeneratorNoise
+from omiga_pl.noise import NoiseSource
 
 # Encoder log-std clamp and prior-sample clip of the BCQ authors' VAE.
 LOG_STD_MIN, LOG_STD_MAX = -4.0, 15.0
@@ -61,7 +61,7 @@ class ConditionalVAE(nn.Module):
         return self.decode(observations, latents), mean, log_std
 
 
-def prior_latents(shape: Sequence[int], noise: GeneratorNoise, like: torch.Tensor) -> torch.Tensor:
+def prior_latents(shape: Sequence[int], noise: NoiseSource, like: torch.Tensor) -> torch.Tensor:
     """Standard-normal latents clipped to [-0.5, 0.5], as BCQ samples its decoder, drawn
     from ``noise`` (omiga_pl/noise.py) on ``like``'s device and dtype."""
     return noise.normal(shape, like=like).clamp(-LATENT_CLIP, LATENT_CLIP)
