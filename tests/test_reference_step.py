@@ -122,6 +122,7 @@ def test_the_mamujoco_transcription_computes_omiga_pl_losses(tmp_path):
 
 
 @pytest.mark.parametrize("shape", ["5m_vs_6m", "Hopper-3x1"])
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy.ndarrays")
 def test_the_transcribed_loop_runs_and_trains(tmp_path, shape):
     """A few timed updates run and move the weights (the timing loop is not a no-op)."""
     module, storage = _module_and_storage(tmp_path, shape)
