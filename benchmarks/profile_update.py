@@ -7,6 +7,7 @@ CPU time (the table in docs/performance.md).
 
     python benchmarks/profile_update.py --shape 5m_vs_6m --steps 50
     python benchmarks/profile_update.py --shape Hopper-3x1 --algo omiga --rows 25
+    python benchmarks/profile_update.py --shape Hopper-3x1 --fast     # under conf/presets/fast.yaml
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=20, help="operators shown")
+    parser.add_argument(
+        "--fast", action="store_true", help="under conf/presets/fast.yaml: compiled update, fused Adam"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine_summary())
@@ -42,11 +46,14 @@ def main() -> None:
         datamodule = OfflineMARLDataModule(
             synthetic_file(Path(tmp), args.shape, episodes=300), batch_size=128
         )
-        module = build_module(datamodule, args.algo)
-        plain_loop(module, datamodule, steps=10, warmup=0)
+        module = build_module(datamodule, args.algo, **({"adam_impl": "fused"} if args.fast else {}))
+        if args.fast:
+            module.compute_losses = torch.compile(module.compute_losses)
+        plain_loop(module, datamodule, steps=10, warmup=0)  # compiles, under --fast
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             rate = plain_loop(module, datamodule, steps=args.steps, warmup=0)
-    print(f"[{args.shape}/{args.algo}] {rate:.1f} upd/s under the profiler")
+    label = f"{args.shape}/{args.algo}{' fast' if args.fast else ''}"
+    print(f"[{label}] {rate:.1f} upd/s under the profiler")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
 
