@@ -43,9 +43,9 @@ from omiga_pl.algos import ALGORITHMS
 from omiga_pl.algos.base import (
     OfflineAlgorithm,
     configure_adam,
-    noise_seed,
     scheduled_steps,
     step_lr_schedule,
+    update_noise_generator,
 )
 from omiga_pl.algos.scalars import IntervalMeans
 from omiga_pl.data.batch import Batch
@@ -246,7 +246,7 @@ class EnsembleModule(L.LightningModule):
         rank = self.trainer.global_rank if self._trainer is not None else 0
         per_member = [
             draw_all(
-                GeneratorNoise(torch.Generator(device).manual_seed(noise_seed(seed, rank, self.global_step))),
+                GeneratorNoise(update_noise_generator(seed, rank, self.global_step, device)),
                 draws,
                 device,
             )

@@ -279,6 +279,13 @@ def noise_seed(seed: int, rank: int, step: int) -> int:
     return batch_seed(seed, rank, step, stream=NOISE_STREAM)
 
 
+def update_noise_generator(seed: int, rank: int, step: int, device: torch.device | str) -> torch.Generator:
+    """The training-noise generator of update ``step`` of run ``seed`` on ``rank``: what a
+    single run draws from (:meth:`OfflineAlgorithm.noise_generator`) and what a seed
+    ensemble draws each member's noise from."""
+    return torch.Generator(device).manual_seed(noise_seed(seed, rank, step))
+
+
 def frozen_copy(net: nn.Module) -> nn.Module:
     """A deep copy with ``requires_grad`` off: a target network."""
     return copy.deepcopy(net).requires_grad_(False)
@@ -354,7 +361,7 @@ class OfflineAlgorithm(L.LightningModule):
         pure function of (seed, rank, update index). A resumed run therefore draws exactly
         what a straight run would, and the global torch RNG is never touched."""
         rank = self.trainer.global_rank if self._trainer is not None else 0
-        return torch.Generator(device).manual_seed(noise_seed(self.seed, rank, self.global_step))
+        return update_noise_generator(self.seed, rank, self.global_step, device)
 
     def noise(self, device: torch.device | str) -> NoiseSource:
         """The source an update draws its training noise from (omiga_pl/noise.py):
