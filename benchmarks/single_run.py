@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import build_module, lightning_loop, machine_summary, plain_loop  # noqa: E402
-from reference_omiga import as_written_loop, reference_as_written  # noqa: E402
+from reference_omiga import as_written_loop, polyak_per_parameter, reference_as_written  # noqa: E402
 from throughput import synthetic_file  # noqa: E402
 
 from omiga_pl.algos.omiga import OmigaModule  # noqa: E402
@@ -82,12 +82,6 @@ class Float64Replay:
         if self.discrete:
             out["actions"] = out["actions"].long()
         return out
-
-
-def soft_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:
-    """The reference's Polyak step: one copy per parameter."""
-    for target_param, param in zip(target.parameters(), online.parameters()):
-        target_param.data.copy_(tau * param.data + (1.0 - tau) * target_param.data)
 
 
 def reference_loop(
@@ -139,7 +133,7 @@ def reference_loop(
         torch.nn.utils.clip_grad_norm_(m.v.parameters(), cfg.grad_clip)
         v_opt.step()
         for name in ("q", "v", "mixer"):
-            soft_update(getattr(m, f"{name}_target"), getattr(m, name), cfg.tau)
+            polyak_per_parameter(getattr(m, name), getattr(m, f"{name}_target"), cfg.tau)
     return steps / (time.perf_counter() - start)
 
 
